@@ -1,0 +1,59 @@
+# doractl build, test and demo targets. `make help` lists them.
+GO        ?= go
+BIN       := bin/doractl
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+EXAMPLE   := examples/rust-dataflow
+EXAMPLE_BINS := $(EXAMPLE)/build/rust-node $(EXAMPLE)/build/rust-status-node \
+                $(EXAMPLE)/build/rust-sink $(EXAMPLE)/build/rust-sink-dynamic
+# Test timeout per package; the suite is sized for 2 cores.
+TEST_TIMEOUT ?= 15m
+
+.PHONY: help build examples test test-short demo demo-failure lint bench docs clean
+
+help:
+	@echo "make build         build bin/doractl and the example nodes"
+	@echo "make test          the whole test suite (what .ci/run runs)"
+	@echo "make demo          start a local cluster, run the example dataflow, show it, stop it"
+	@echo "make demo-failure  two daemons, kill -9 one, watch 'doractl stop' answer at once"
+	@echo "make lint          gofmt and go vet"
+	@echo "make bench         benchmarks; writes docs/benchmarks.md"
+
+build: $(BIN) examples
+
+$(BIN): FORCE
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/doractl
+
+examples:
+	cd $(EXAMPLE) && $(GO) build -o build/rust-node ./node
+	cd $(EXAMPLE) && $(GO) build -o build/rust-status-node ./status-node
+	cd $(EXAMPLE) && $(GO) build -o build/rust-sink ./sink
+	cd $(EXAMPLE) && $(GO) build -o build/rust-sink-dynamic ./sink-dynamic
+
+test: build
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+demo: build
+	./scripts/demo.sh
+
+demo-failure: build
+	./scripts/demo-failure.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench: build
+	./scripts/bench.sh
+
+clean:
+	rm -rf bin $(EXAMPLE)/build
+
+FORCE:
+
+docs: $(BIN)
+	$(BIN) gen-cli-docs > docs/cli.md

@@ -1,0 +1,270 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/doractl/doractl/proto"
+)
+
+// EnvAddr names the environment variable that overrides the default coordinator address.
+const EnvAddr = "DORA_COORDINATOR_ADDR"
+
+const (
+	// defaultTimeout bounds a call whose context has no deadline.
+	defaultTimeout = 30 * time.Second
+	// dialTimeout bounds the connect to the coordinator.
+	dialTimeout = 5 * time.Second
+	// stopSlack is how far past the coordinator's stop deadline the client gives up.
+	stopSlack = 5 * time.Second
+	// maxErrorBody bounds the error body read.
+	maxErrorBody = 64 << 10
+)
+
+// DefaultAddr is $DORA_COORDINATOR_ADDR, else 127.0.0.1:6012.
+func DefaultAddr() string {
+	if a := strings.TrimSpace(os.Getenv(EnvAddr)); a != "" {
+		return a
+	}
+	return fmt.Sprintf("127.0.0.1:%d", proto.DefaultControlPort)
+}
+
+// Client calls one coordinator's control API.
+type Client struct {
+	addr string // host:port, for messages
+	base string // scheme://host:port
+	hc   *http.Client
+}
+
+// New returns a client of the coordinator at addr ("host:port" or "http://host:port";
+// "" = DefaultAddr).
+func New(addr string) *Client {
+	if addr == "" {
+		addr = DefaultAddr()
+	}
+	base := strings.TrimRight(addr, "/")
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	shown := base
+	if u, err := url.Parse(base); err == nil && u.Host != "" {
+		shown = u.Host
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	return &Client{addr: shown, base: base, hc: &http.Client{Transport: tr}}
+}
+
+// Addr is the coordinator's address as host:port.
+func (c *Client) Addr() string { return c.addr }
+
+// Health answers whether the coordinator is up.
+func (c *Client) Health(ctx context.Context) (*proto.Health, error) {
+	var h proto.Health
+	if err := c.call(ctx, http.MethodGet, "/health", nil, &h); err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
+// Members lists the ring members with the coordinator's verdicts, coordinator first.
+func (c *Client) Members(ctx context.Context) ([]proto.Member, error) {
+	var ms []proto.Member
+	if err := c.call(ctx, http.MethodGet, "/members", nil, &ms); err != nil {
+		return nil, err
+	}
+	return ms, nil
+}
+
+// Start submits a dataflow; it answers once every daemon acknowledged its nodes.
+func (c *Client) Start(ctx context.Context, req proto.APIStartRequest) (*proto.APIStartReply, error) {
+	var rep proto.APIStartReply
+	if err := c.call(ctx, http.MethodPost, "/dataflows", req, &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}
+
+// List returns every dataflow the coordinator knows, oldest first.
+func (c *Client) List(ctx context.Context) ([]proto.Dataflow, error) {
+	var ds []proto.Dataflow
+	if err := c.call(ctx, http.MethodGet, "/dataflows", nil, &ds); err != nil {
+		return nil, err
+	}
+	return ds, nil
+}
+
+// Get returns one dataflow by id or name.
+func (c *Client) Get(ctx context.Context, ref string) (*proto.Dataflow, error) {
+	var d proto.Dataflow
+	if err := c.call(ctx, http.MethodGet, "/dataflows/"+url.PathEscape(ref), nil, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// Stop stops a dataflow and returns what the coordinator knows when every node has an
+// outcome or its deadline passed. The call gives up StopTimeout(req)+5s after it starts.
+func (c *Client) Stop(ctx context.Context, ref string, req proto.APIStopRequest) (*proto.APIStopReply, error) {
+	ctx, cancel := context.WithTimeout(ctx, StopTimeout(req)+stopSlack)
+	defer cancel()
+	var rep proto.APIStopReply
+	if err := c.call(ctx, http.MethodPost, "/dataflows/"+url.PathEscape(ref)+"/stop", req, &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}
+
+// StopTimeout is the coordinator's deadline for a stop request: its Timeout, else
+// grace + half the grace + 10s (grace defaults to 10s).
+func StopTimeout(req proto.APIStopRequest) time.Duration {
+	if t, err := time.ParseDuration(req.Timeout); err == nil && t > 0 {
+		return t
+	}
+	grace := 10 * time.Second
+	if g, err := time.ParseDuration(req.Grace); err == nil && g >= 0 {
+		grace = g
+	}
+	return grace + grace/2 + 10*time.Second
+}
+
+// Destroy stops every dataflow, every daemon and the coordinator.
+func (c *Client) Destroy(ctx context.Context, req proto.APIDestroyRequest) (*proto.APIDestroyReply, error) {
+	// Stops run in parallel, then the daemons get up to 5 s to acknowledge.
+	ctx, cancel := context.WithTimeout(ctx, StopTimeout(proto.APIStopRequest{Grace: req.Grace})+5*time.Second+stopSlack)
+	defer cancel()
+	var rep proto.APIDestroyReply
+	if err := c.call(ctx, http.MethodPost, "/destroy", req, &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}
+
+// Logs copies a node's log to w: what there is (follow false), or until the node has
+// ended or ctx ends (follow true). tail > 0 starts that many lines before the end.
+func (c *Client) Logs(ctx context.Context, ref, node string, tail int, follow bool, w io.Writer) error {
+	q := url.Values{}
+	if tail > 0 {
+		q.Set("tail", fmt.Sprint(tail))
+	}
+	if follow {
+		q.Set("follow", "true")
+	}
+	path := "/dataflows/" + url.PathEscape(ref) + "/logs/" + url.PathEscape(node)
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	resp, err := c.send(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("logs of %s/%s: %w", ref, node, ctx.Err())
+		}
+		return fmt.Errorf("logs of %s/%s from %s: %w", ref, node, c.addr, err)
+	}
+	return nil
+}
+
+// call sends a JSON request and decodes the JSON reply into out, within the context's
+// deadline or defaultTimeout.
+func (c *Client) call(ctx context.Context, method, path string, in, out any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultTimeout)
+		defer cancel()
+	}
+	resp, err := c.send(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		if ctx.Err() != nil {
+			return c.timeoutError(ctx)
+		}
+		return fmt.Errorf("bad reply from coordinator at %s to %s %s: %w", c.addr, method, path, err)
+	}
+	return nil
+}
+
+// send performs a request and returns a 2xx response; other statuses become *APIError.
+func (c *Client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+proto.APIPrefix+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("build %s %s: %w", method, path, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, c.transportError(ctx, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		return nil, apiError(resp)
+	}
+	return resp, nil
+}
+
+// transportError classifies a failed round trip: not reachable, or no answer in time.
+func (c *Client) transportError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return c.timeoutError(ctx)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return &UnreachableError{Addr: c.addr, Err: err}
+	}
+	return fmt.Errorf("coordinator at %s: %w", c.addr, err)
+}
+
+func (c *Client) timeoutError(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("coordinator at %s did not answer in time: %w", c.addr, ctx.Err())
+	}
+	return fmt.Errorf("request to coordinator at %s: %w", c.addr, ctx.Err())
+}
+
+// apiError reads an error reply.
+func apiError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	var ae proto.APIError
+	msg := strings.TrimSpace(string(b))
+	if json.Unmarshal(b, &ae) == nil && ae.Error != "" {
+		msg = ae.Error
+	}
+	if msg == "" {
+		msg = resp.Status
+	}
+	return &APIError{Status: resp.StatusCode, Message: msg}
+}

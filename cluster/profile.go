@@ -1,0 +1,164 @@
+package cluster
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Names of the built-in profiles.
+const (
+	ProfileLAN   = "lan"
+	ProfileWAN   = "wan"
+	ProfileLocal = "local"
+	ProfileFlaky = "flaky"
+)
+
+// ProfileNames lists the built-in profiles, the default first.
+func ProfileNames() []string {
+	return []string{ProfileLAN, ProfileWAN, ProfileLocal, ProfileFlaky}
+}
+
+// Profile is a named set of memberlist timing and fan-out settings. Apply
+// copies them onto a memberlist.Config.
+type Profile struct {
+	// Name is the profile's name (see ProfileNames).
+	Name string
+	// ProbeInterval is the time between failure-detection probes.
+	ProbeInterval time.Duration
+	// ProbeTimeout is how long to wait for a direct probe's ack.
+	ProbeTimeout time.Duration
+	// IndirectChecks is the number of members asked to probe indirectly.
+	IndirectChecks int
+	// SuspicionMult scales the suspicion timeout: SuspicionMult *
+	// max(1, log10(N)) * ProbeInterval before a suspect is declared dead.
+	SuspicionMult int
+	// SuspicionMaxTimeoutMult bounds the suspicion timeout when few
+	// confirmations arrive: the timeout starts at SuspicionMaxTimeoutMult
+	// times the minimum and shrinks with each independent confirmation.
+	SuspicionMaxTimeoutMult int
+	// RetransmitMult scales how many times a broadcast is retransmitted:
+	// RetransmitMult * ceil(log10(N+1)).
+	RetransmitMult int
+	// AwarenessMaxMultiplier bounds the Lifeguard local-health backoff of
+	// the probe interval and timeout.
+	AwarenessMaxMultiplier int
+	// GossipInterval is the time between gossip rounds.
+	GossipInterval time.Duration
+	// GossipNodes is the number of members gossiped to each round.
+	GossipNodes int
+	// GossipToTheDeadTime is how long dead members still receive gossip (and
+	// how long memberlist remembers them).
+	GossipToTheDeadTime time.Duration
+	// PushPullInterval is the time between full state synchronisations.
+	PushPullInterval time.Duration
+	// TCPTimeout bounds stream connections (push/pull, TCP fallback pings).
+	TCPTimeout time.Duration
+	// DisableTCPPings turns off the TCP fallback of failed UDP probes.
+	DisableTCPPings bool
+	// DeadNodeReclaimTime is how long after a member's death another
+	// address may take over its name (a restart on a new port); 0 means
+	// never while memberlist still remembers the dead member.
+	DeadNodeReclaimTime time.Duration
+}
+
+// profileFrom captures the settings of a memberlist.Config as a Profile.
+func profileFrom(name string, c *memberlist.Config) Profile {
+	return Profile{
+		Name:                    name,
+		ProbeInterval:           c.ProbeInterval,
+		ProbeTimeout:            c.ProbeTimeout,
+		IndirectChecks:          c.IndirectChecks,
+		SuspicionMult:           c.SuspicionMult,
+		SuspicionMaxTimeoutMult: c.SuspicionMaxTimeoutMult,
+		RetransmitMult:          c.RetransmitMult,
+		AwarenessMaxMultiplier:  c.AwarenessMaxMultiplier,
+		GossipInterval:          c.GossipInterval,
+		GossipNodes:             c.GossipNodes,
+		GossipToTheDeadTime:     c.GossipToTheDeadTime,
+		PushPullInterval:        c.PushPullInterval,
+		TCPTimeout:              c.TCPTimeout,
+		DisableTCPPings:         c.DisableTcpPings,
+		DeadNodeReclaimTime:     c.DeadNodeReclaimTime,
+	}
+}
+
+// ProfileByName returns a built-in profile. The empty name is "lan".
+//
+//   - lan: memberlist.DefaultLANConfig.
+//   - wan: memberlist.DefaultWANConfig.
+//   - local: memberlist.DefaultLocalConfig (loopback, tests).
+//   - flaky: lan tuned for lossy links (Wi-Fi): more indirect checks, a
+//     longer probe timeout, a larger suspicion multiplier and more
+//     retransmits, trading detection time for fewer false deaths.
+//
+// Every profile lets a restarted member reclaim its name from a dead entry
+// after a short DeadNodeReclaimTime, so a daemon that comes back on a new port
+// is not locked out until memberlist forgets the old entry.
+func ProfileByName(name string) (Profile, error) {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "", ProfileLAN:
+		p := profileFrom(ProfileLAN, memberlist.DefaultLANConfig())
+		// Restarted daemons may take their name back 5 s after a death.
+		p.DeadNodeReclaimTime = 5 * time.Second
+		return p, nil
+	case ProfileWAN:
+		p := profileFrom(ProfileWAN, memberlist.DefaultWANConfig())
+		// WAN detection is slow; allow reclaim after 30 s.
+		p.DeadNodeReclaimTime = 30 * time.Second
+		return p, nil
+	case ProfileLocal:
+		p := profileFrom(ProfileLocal, memberlist.DefaultLocalConfig())
+		// Loopback restarts are quick; allow reclaim after 1 s.
+		p.DeadNodeReclaimTime = time.Second
+		return p, nil
+	case ProfileFlaky:
+		p := profileFrom(ProfileFlaky, memberlist.DefaultLANConfig())
+		// Lost probes are common: wait 1 s (LAN: 500 ms) for a direct ack.
+		p.ProbeTimeout = time.Second
+		// Ask 5 members (LAN: 3) to probe indirectly before suspecting.
+		p.IndirectChecks = 5
+		// Stay suspect 6 * log10(N) probe intervals (LAN: 4) before death.
+		p.SuspicionMult = 6
+		// Retransmit broadcasts 6 * log10(N+1) times (LAN: 4).
+		p.RetransmitMult = 6
+		// Restarted daemons may take their name back 10 s after a death.
+		p.DeadNodeReclaimTime = 10 * time.Second
+		return p, nil
+	default:
+		return Profile{}, fmt.Errorf("unknown gossip profile %q: valid profiles are %s", name, strings.Join(ProfileNames(), ", "))
+	}
+}
+
+// Apply copies the profile's settings onto c.
+func (p Profile) Apply(c *memberlist.Config) {
+	c.ProbeInterval = p.ProbeInterval
+	c.ProbeTimeout = p.ProbeTimeout
+	c.IndirectChecks = p.IndirectChecks
+	c.SuspicionMult = p.SuspicionMult
+	c.SuspicionMaxTimeoutMult = p.SuspicionMaxTimeoutMult
+	c.RetransmitMult = p.RetransmitMult
+	c.AwarenessMaxMultiplier = p.AwarenessMaxMultiplier
+	c.GossipInterval = p.GossipInterval
+	c.GossipNodes = p.GossipNodes
+	c.GossipToTheDeadTime = p.GossipToTheDeadTime
+	c.PushPullInterval = p.PushPullInterval
+	c.TCPTimeout = p.TCPTimeout
+	c.DisableTcpPings = p.DisableTCPPings
+	c.DeadNodeReclaimTime = p.DeadNodeReclaimTime
+}
+
+// MinSuspicionTimeout is memberlist's minimum suspicion timeout for a ring of
+// n members. When the ring is too small for confirmations (n-2 <
+// SuspicionMult-2, e.g. 3 members or fewer on lan) a suspect is declared dead
+// exactly this long after it is first suspected; in larger rings the timeout
+// starts at SuspicionMaxTimeoutMult times this and shrinks towards it as
+// independent confirmations arrive. It approximates the stall a member
+// survives.
+func (p Profile) MinSuspicionTimeout(n int) time.Duration {
+	scale := math.Max(1, math.Log10(math.Max(1, float64(n))))
+	return time.Duration(p.SuspicionMult) * time.Duration(scale*1000) * p.ProbeInterval / 1000
+}

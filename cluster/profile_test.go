@@ -1,0 +1,51 @@
+package cluster
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+func TestProfiles(t *testing.T) {
+	for _, name := range ProfileNames() {
+		p, err := ProfileByName(name)
+		if err != nil || p.Name != name {
+			t.Fatalf("ProfileByName(%q) = %+v, %v", name, p, err)
+		}
+	}
+	def, err := ProfileByName("")
+	if err != nil || def.Name != ProfileLAN {
+		t.Fatalf("default profile = %+v, %v", def, err)
+	}
+	if _, err := ProfileByName("satellite"); err == nil || !strings.Contains(err.Error(), "lan, wan, local, flaky") {
+		t.Fatalf("unknown profile error = %v", err)
+	}
+
+	lan, _ := ProfileByName(ProfileLAN)
+	ml := memberlist.DefaultLANConfig()
+	if lan.ProbeInterval != ml.ProbeInterval || lan.SuspicionMult != ml.SuspicionMult || lan.GossipNodes != ml.GossipNodes {
+		t.Errorf("lan profile differs from memberlist's LAN config: %+v", lan)
+	}
+	flaky, _ := ProfileByName(ProfileFlaky)
+	if flaky.SuspicionMult <= lan.SuspicionMult || flaky.IndirectChecks != 5 || flaky.ProbeTimeout <= lan.ProbeTimeout {
+		t.Errorf("flaky profile is not more tolerant than lan: %+v", flaky)
+	}
+
+	c := memberlist.DefaultLANConfig()
+	local, _ := ProfileByName(ProfileLocal)
+	local.Apply(c)
+	want := memberlist.DefaultLocalConfig()
+	if c.ProbeTimeout != want.ProbeTimeout || c.GossipInterval != want.GossipInterval || c.TCPTimeout != want.TCPTimeout ||
+		c.DeadNodeReclaimTime != local.DeadNodeReclaimTime {
+		t.Errorf("Apply(local) gave %+v", c)
+	}
+	// lan: 4 * max(1, log10(3)) * 1s = 4s for 3 members; 4 * log10(100) = 8s for 100.
+	if got := lan.MinSuspicionTimeout(3); got != 4*time.Second {
+		t.Errorf("lan MinSuspicionTimeout(3) = %s", got)
+	}
+	if got := lan.MinSuspicionTimeout(100); got != 8*time.Second {
+		t.Errorf("lan MinSuspicionTimeout(100) = %s", got)
+	}
+}

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/doractl/doractl/proto"
+)
+
+const rustDataflow = `nodes:
+  - id: rust-node
+    path: BIN/rust-node
+    inputs:
+      tick: dora/timer/millis/10
+    outputs:
+      - random
+  - id: rust-status-node
+    path: BIN/rust-status-node
+    inputs:
+      tick: dora/timer/millis/100
+      random: rust-node/random
+    outputs:
+      - status
+  - id: rust-sink
+    path: BIN/rust-sink
+    inputs:
+      message: rust-status-node/status
+`
+
+// The main job as a user walks it: up, members, start, list, logs, stop, list, destroy,
+// and nothing left running afterwards.
+func TestEndToEndMainJob(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: starts real processes")
+	}
+	e := newEnv(t)
+	df := e.writeDataflow("dataflow.yml", rustDataflow)
+
+	e.up()
+	e.up() // idempotent
+	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		roles := map[string]string{}
+		for _, m := range e.members() {
+			roles[m.Role] = m.Status
+		}
+		if roles["coordinator"] != proto.MemberAlive || roles["daemon"] != proto.MemberAlive {
+			return fmt.Errorf("members: %v", roles)
+		}
+		return nil
+	})
+
+	e.mustRun("check", df)
+	out := e.mustRun("start", df, "--name", "demo", "--detach")
+	id := strings.TrimSpace(out.stdout)
+	if !regexp.MustCompile(`^[0-9a-f-]{36}$`).MatchString(id) {
+		t.Fatalf("start --detach printed %q, want a UUID", id)
+	}
+	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		d := e.dataflow("demo")
+		if d.ID != id || d.Status != proto.DataflowRunning || len(d.Nodes) != 3 {
+			return fmt.Errorf("dataflow %+v", d)
+		}
+		for _, n := range d.Nodes {
+			if n.Status != proto.NodeRunning || n.Machine == "" || n.Daemon == "" {
+				return fmt.Errorf("node %+v", n)
+			}
+		}
+		return nil
+	})
+	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		r := e.run("logs", "demo", "rust-sink")
+		if n := strings.Count(r.stdout, "received"); n < 3 {
+			return fmt.Errorf("sink log has %d messages: %s", n, r)
+		}
+		return nil
+	})
+	if r := e.run("logs", "demo", "rust-sink", "--tail", "2"); r.code != 0 || strings.Count(strings.TrimSpace(r.stdout), "\n") != 1 {
+		t.Fatalf("logs --tail 2: %s", r)
+	}
+
+	r := e.mustRun("stop", "demo", "--grace-duration", "5s", "-o", "json")
+	var rep proto.APIStopReply
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("stop -o json: %v\n%s", err, r.stdout)
+	}
+	if len(rep.Nodes) != 3 {
+		t.Fatalf("stop reply has %d nodes: %+v", len(rep.Nodes), rep)
+	}
+	for _, n := range rep.Nodes {
+		if n.Status != proto.NodeStopped && n.Status != proto.NodeFinished {
+			t.Fatalf("node %s ended %s (%s), want stopped or finished", n.ID, n.Status, n.Outcome)
+		}
+	}
+	if d := e.dataflow(id); d.Status != proto.DataflowFinished {
+		t.Fatalf("after stop, dataflow is %s", d.Status)
+	}
+	// Stopping again answers at once with the recorded outcome.
+	start := time.Now()
+	e.mustRun("stop", id)
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("second stop took %s", el)
+	}
+
+	e.mustRun("destroy")
+	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if ps := append(processes(e.dir), processesOfEnv(e.dir)...); len(ps) > 0 {
+			return fmt.Errorf("processes left after destroy: %v", ps)
+		}
+		return nil
+	})
+	if r := e.run("list"); r.code == 0 || !strings.Contains(r.stderr, "cannot reach coordinator") {
+		t.Fatalf("list after destroy: %s", r)
+	}
+}
+
+const stubbornDataflow = `nodes:
+  - id: cooperative
+    path: BIN/rust-sink
+    inputs:
+      tick: dora/timer/millis/50
+  - id: stubborn
+    path: BIN/stubborn
+    inputs:
+      tick: dora/timer/millis/50
+  - id: waiting
+    path: dynamic
+    inputs:
+      tick: dora/timer/millis/50
+`
+
+// A node that ignores Stop and SIGTERM is killed after the grace and reported so; a
+// dynamic node that never connected finishes at once.
+func TestStopStubbornNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: starts real processes")
+	}
+	e := newEnv(t)
+	df := e.writeDataflow("stubborn.yml", stubbornDataflow)
+	e.up()
+	e.mustRun("start", df, "--name", "stubborn", "--detach")
+	var pid int
+	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		for _, n := range e.dataflow("stubborn").Nodes {
+			if n.ID == "stubborn" && n.Status == proto.NodeRunning && n.PID > 0 {
+				pid = n.PID
+				return nil
+			}
+		}
+		return fmt.Errorf("stubborn node not running yet")
+	})
+	start := time.Now()
+	r := e.run("stop", "stubborn", "--grace-duration", "1s", "-o", "json")
+	elapsed := time.Since(start)
+	var rep proto.APIStopReply
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("stop: %v\n%s", err, r)
+	}
+	got := map[string]proto.NodeInfo{}
+	for _, n := range rep.Nodes {
+		got[n.ID] = n
+	}
+	if n := got["stubborn"]; n.Status != proto.NodeKilled || n.Outcome != "killed after grace" {
+		t.Fatalf("stubborn node: %+v", n)
+	}
+	if n := got["waiting"]; n.Status != proto.NodeNeverConnected || n.Outcome != "dynamic, never connected" {
+		t.Fatalf("dynamic node: %+v", n)
+	}
+	if n := got["cooperative"]; n.Status != proto.NodeStopped {
+		t.Fatalf("cooperative node: %+v", n)
+	}
+	// The stop itself succeeded: a kill after grace is an outcome, not a stop failure.
+	if r.code != 0 {
+		t.Fatalf("stop: %s", r)
+	}
+	// grace 1s, SIGTERM (ignored), SIGKILL 0.5s later.
+	if elapsed < time.Second || elapsed > 10*time.Second {
+		t.Fatalf("stop took %s, want about grace + kill window", elapsed)
+	}
+	if _, err := procStart(pid); err == nil {
+		t.Fatalf("stubborn node pid %d still running after stop", pid)
+	}
+	e.mustRun("destroy")
+}
+
+func TestCLIErrorsAreOneLine(t *testing.T) {
+	e := newEnv(t)
+	bad := e.writeDataflow("bad.yml", "nodes:\n  - id: a\n    path: x\n    bogus: 1\n")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"check", bad}, "bad.yml:4:5"},
+		{[]string{"list"}, "cannot reach coordinator"},
+		{[]string{"list", "-o", "yaml"}, "unknown output format"},
+		{[]string{"stop", "nope"}, "cannot reach coordinator"},
+		{[]string{"start", "/does/not/exist.yml"}, "no such file"},
+		{[]string{"frobnicate"}, "unknown command"},
+	}
+	for _, c := range cases {
+		r := e.run(c.args...)
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("doractl %s: want non-zero exit and %q: %s", strings.Join(c.args, " "), c.want, r)
+		}
+		if lines := strings.Count(strings.TrimSpace(r.stderr), "\n"); lines > 0 {
+			t.Errorf("doractl %s: error spans %d lines: %q", strings.Join(c.args, " "), lines+1, r.stderr)
+		}
+	}
+}

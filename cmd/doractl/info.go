@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/doractl/doractl/dataflow"
+	"github.com/spf13/cobra"
+)
+
+func newListCmd(g *globalOpts) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List dataflows: UUID, name, status, nodes, machines",
+		Long: `List every dataflow the coordinator knows, running and ended.
+
+Status is one of running, stopping, finished, failed. With -o json the output is an array
+of {id, name, status, nodes: [{id, machine, daemon, status}], ...} for scripts.`,
+		Example: "  doractl list\n  doractl list -o json | jq '.[] | select(.status==\"running\") | .id'",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutputFormat(output); err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			defer cancel()
+			dfs, err := g.client().List(ctx)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return printJSON(cmd.OutOrStdout(), dfs)
+			}
+			printDataflows(cmd.OutOrStdout(), dfs)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+func newMembersCmd(g *globalOpts) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "members",
+		Short: "Show the gossip ring: name, role, machine, address, status",
+		Long: `Show every member of the cluster's gossip ring as the coordinator sees it.
+
+Status is alive, suspect (not answering directly; its operations keep waiting), dead
+(confirmed: gossip declared it and its control link does not answer, or its process is
+provably gone) or left (announced a graceful leave). SINCE and REASON say when and how.`,
+		Example: "  doractl members\n  doractl members -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutputFormat(output); err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			defer cancel()
+			ms, err := g.client().Members(ctx)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return printJSON(cmd.OutOrStdout(), ms)
+			}
+			printMembers(cmd.OutOrStdout(), ms)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+func newCheckCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "check DATAFLOW.yml",
+		Short: "Validate a dataflow descriptor without running it",
+		Long: `Parse and validate a dataflow descriptor: unknown fields, duplicate node ids, inputs that
+name no node or output, bad timers, unsupported operators. Errors name the file,
+line:column and node. Exit status 0 when valid.`,
+		Example: "  doractl check examples/rust-dataflow/dataflow.yml",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := dataflow.ParseFile(args[0])
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			tw := newTable(w)
+			fmt.Fprintln(tw, "NODE\tPATH\tINPUTS\tOUTPUTS\tMACHINE")
+			for _, n := range d.Nodes {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", n.ID, n.Path, len(n.Inputs), len(n.Outputs), orDash(n.Deploy.Machine))
+			}
+			tw.Flush()
+			fmt.Fprintf(w, "%s: valid, %d nodes\n", args[0], len(d.Nodes))
+			return nil
+		},
+	}
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the doractl version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "doractl %s\n", version)
+		},
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

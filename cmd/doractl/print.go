@@ -1,0 +1,90 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/doractl/doractl/proto"
+)
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+}
+
+func printMembers(w io.Writer, ms []proto.Member) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "NAME\tROLE\tMACHINE\tADDRESS\tSTATUS\tSINCE\tREASON")
+	for _, m := range ms {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Role, m.Machine, m.Address, m.Status, ago(m.Since), m.Reason)
+	}
+	tw.Flush()
+}
+
+func printDataflows(w io.Writer, dfs []proto.Dataflow) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "UUID\tNAME\tSTATUS\tNODES\tMACHINES\tSTARTED")
+	for _, d := range dfs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Status, nodeCounts(d.Nodes), strings.Join(d.Machines, ","), ago(d.StartedAt))
+	}
+	tw.Flush()
+}
+
+// nodeCounts summarises node statuses: "3 running" or "2 stopped, 1 killed".
+func nodeCounts(nodes []proto.NodeInfo) string {
+	counts := map[string]int{}
+	var order []string
+	for _, n := range nodes {
+		if counts[n.Status] == 0 {
+			order = append(order, n.Status)
+		}
+		counts[n.Status]++
+	}
+	parts := make([]string, 0, len(order))
+	for _, s := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+	}
+	if len(parts) == 0 {
+		return "0"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func printNodeOutcomes(w io.Writer, nodes []proto.NodeInfo) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "NODE\tMACHINE\tDAEMON\tOUTCOME")
+	for _, n := range nodes {
+		out := n.Outcome
+		if out == "" {
+			out = n.Status
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.ID, n.Machine, n.Daemon, out)
+	}
+	tw.Flush()
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Second:
+		return "now"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	default:
+		return t.Local().Format("2006-01-02 15:04")
+	}
+}

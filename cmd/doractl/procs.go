@@ -1,0 +1,133 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// stateDir is where doractl keeps local state: DORACTL_STATE_DIR, else
+// $XDG_STATE_HOME/doractl, else ~/.local/state/doractl.
+func stateDir() string {
+	if d := os.Getenv("DORACTL_STATE_DIR"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "doractl")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "doractl")
+	}
+	return filepath.Join(home, ".local", "state", "doractl")
+}
+
+// procStart is a process's start time in clock ticks since boot (field 22 of
+// /proc/PID/stat): with the pid it names a process uniquely, so a reused pid is never
+// mistaken for ours.
+func procStart(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	fields := strings.Fields(s[i+1:])
+	if len(fields) < 20 {
+		return 0, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(fields))
+	}
+	if fields[0] == "Z" {
+		return 0, fmt.Errorf("process %d is a zombie", pid)
+	}
+	return strconv.ParseUint(fields[19], 10, 64)
+}
+
+// pidFile records a detached process started by `doractl up`.
+type pidFile struct {
+	path  string
+	pid   int
+	start uint64
+}
+
+func writePidFile(path string, pid int) error {
+	st, err := procStart(pid)
+	if err != nil {
+		return fmt.Errorf("read start time of %d: %w", pid, err)
+	}
+	return os.WriteFile(path, []byte(fmt.Sprintf("%d %d\n", pid, st)), 0o644)
+}
+
+func readPidFiles(dir string) ([]pidFile, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*.pid"))
+	if err != nil {
+		return nil, err
+	}
+	var out []pidFile
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		var pf pidFile
+		if _, err := fmt.Sscanf(string(b), "%d %d", &pf.pid, &pf.start); err != nil {
+			continue
+		}
+		pf.path = p
+		out = append(out, pf)
+	}
+	return out, nil
+}
+
+// alive reports whether the recorded process still runs (same pid, same start time).
+func (p pidFile) alive() bool {
+	st, err := procStart(p.pid)
+	return err == nil && st == p.start
+}
+
+func (p pidFile) name() string { return strings.TrimSuffix(filepath.Base(p.path), ".pid") }
+
+func (p pidFile) signal(sig syscall.Signal) error {
+	if !p.alive() {
+		return nil
+	}
+	if err := syscall.Kill(p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("signal %s (pid %d): %w", p.name(), p.pid, err)
+	}
+	return nil
+}
+
+// spawnDetached starts this executable with args in a new session, its output appended
+// to logPath, and records its pid.
+func spawnDetached(name string, dir string, args []string) (int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("find doractl executable: %w", err)
+	}
+	logPath := filepath.Join(dir, name+".log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, fmt.Errorf("open %s log: %w", name, err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start %s: %w", name, err)
+	}
+	pid := cmd.Process.Pid
+	if err := writePidFile(filepath.Join(dir, name+".pid"), pid); err != nil {
+		return pid, err
+	}
+	// Reap it if it exits while we still run, so it never lingers as a zombie.
+	go func() { _ = cmd.Wait() }()
+	return pid, nil
+}

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/doractl/doractl/client"
+	"github.com/doractl/doractl/proto"
+	"github.com/spf13/cobra"
+)
+
+type upOpts struct {
+	daemons    int
+	machines   []string
+	profile    string
+	daemonPort int
+	gossipPort int
+	nodePort   int
+	wait       time.Duration
+}
+
+func newUpCmd(g *globalOpts) *cobra.Command {
+	o := &upOpts{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start a local cluster (coordinator + daemon) in the background; idempotent",
+		Long: `Start a coordinator and a daemon on this machine, detached, unless they already run.
+Their logs and pid files are in $DORACTL_STATE_DIR/up (default ~/.local/state/doractl/up).
+Run it again at any time: what already runs is left alone. --daemons N starts N daemons
+with machine ids HOST, HOST-2, ... or the ids given by --machines (handy to try
+multi-machine placement and failures).
+'doractl destroy' stops everything it started.`,
+		Example: "  doractl up\n  doractl up --machines robot-a,robot-b\n  doractl --coordinator-addr 127.0.0.1:7012 up --daemon-port 7290 --gossip-port 7292",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runUp(cmd.Context(), g, o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.daemons, "daemons", 1, "number of local daemons")
+	f.StringSliceVar(&o.machines, "machines", nil, "machine ids of the local daemons (overrides --daemons), e.g. robot-a,robot-b")
+	f.StringVar(&o.profile, "profile", "lan", "liveness profile: lan, wan, local or flaky")
+	f.IntVar(&o.daemonPort, "daemon-port", proto.DefaultDaemonPort, "coordinator's port for daemon links")
+	f.IntVar(&o.gossipPort, "gossip-port", proto.DefaultGossipPort, "coordinator's gossip port")
+	f.IntVar(&o.nodePort, "node-port", proto.DefaultNodePort, "first daemon's port for dynamic nodes (others pick free ports)")
+	f.DurationVar(&o.wait, "wait", 20*time.Second, "how long to wait for the cluster to be ready")
+	return cmd
+}
+
+func upDir() string { return filepath.Join(stateDir(), "up") }
+
+func machineIDs(n int) []string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "local"
+	}
+	ids := []string{host}
+	for i := 2; i <= n; i++ {
+		ids = append(ids, host+"-"+strconv.Itoa(i))
+	}
+	return ids
+}
+
+func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
+	if o.daemons < 1 {
+		return fmt.Errorf("--daemons must be at least 1")
+	}
+	machines := o.machines
+	if len(machines) == 0 {
+		machines = machineIDs(o.daemons)
+	}
+	dir := upDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create state folder: %w", err)
+	}
+	host, _, err := net.SplitHostPort(g.coordinatorAddr)
+	if err != nil {
+		return fmt.Errorf("--coordinator-addr %q: %w", g.coordinatorAddr, err)
+	}
+	c := g.client()
+	ctx, cancel := context.WithTimeout(ctx, o.wait)
+	defer cancel()
+
+	hctx, hcancel := context.WithTimeout(ctx, 2*time.Second)
+	_, herr := c.Health(hctx)
+	hcancel()
+	if herr == nil {
+		fmt.Fprintf(out, "coordinator already running at %s\n", g.coordinatorAddr)
+	} else {
+		args := []string{"coordinator",
+			"--control-addr", g.coordinatorAddr,
+			"--daemon-addr", net.JoinHostPort(host, strconv.Itoa(o.daemonPort)),
+			"--gossip-addr", host, "--gossip-port", strconv.Itoa(o.gossipPort),
+			"--profile", o.profile,
+			"--data-dir", filepath.Join(stateDir(), "coordinator"),
+		}
+		pid, err := spawnDetached("coordinator", dir, args)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "starting coordinator (pid %d, log %s)\n", pid, filepath.Join(dir, "coordinator.log"))
+		if err := waitFor(ctx, func() error { _, err := c.Health(ctx); return err }); err != nil {
+			return fmt.Errorf("coordinator did not come up within %s (see %s): %w", o.wait, filepath.Join(dir, "coordinator.log"), err)
+		}
+	}
+
+	members, err := c.Members(ctx)
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for i, m := range machines {
+		name := "daemon-" + m
+		want[name] = true
+		if memberAlive(members, name) {
+			fmt.Fprintf(out, "daemon %s already running\n", name)
+			continue
+		}
+		nodeAddr := "127.0.0.1:0"
+		if i == 0 {
+			nodeAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(o.nodePort))
+		}
+		args := []string{"daemon",
+			"--coordinator", net.JoinHostPort(host, strconv.Itoa(o.daemonPort)),
+			"--machine-id", m, "--name", name,
+			"--listen-addr", net.JoinHostPort(host, "0"),
+			"--node-addr", nodeAddr,
+			"--gossip-addr", host, "--gossip-port", "0",
+			"--profile", o.profile,
+			"--state-dir", filepath.Join(stateDir(), name),
+		}
+		pid, err := spawnDetached(name, dir, args)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "starting %s (pid %d, log %s)\n", name, pid, filepath.Join(dir, name+".log"))
+	}
+	err = waitFor(ctx, func() error {
+		ms, err := c.Members(ctx)
+		if err != nil {
+			return err
+		}
+		for name := range want {
+			if !memberAlive(ms, name) {
+				return fmt.Errorf("%s not alive yet", name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cluster not ready within %s (logs in %s): %w", o.wait, dir, err)
+	}
+	fmt.Fprintf(out, "cluster up: coordinator at %s, %d daemon(s) alive\n", g.coordinatorAddr, len(want))
+	return nil
+}
+
+func memberAlive(ms []proto.Member, name string) bool {
+	for _, m := range ms {
+		if m.Name == name && m.Status == proto.MemberAlive {
+			return true
+		}
+	}
+	return false
+}
+
+// waitFor polls cond until it succeeds or ctx ends; the error is the last reason.
+func waitFor(ctx context.Context, cond func() error) error {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	var last error
+	for {
+		if last = cond(); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return last
+		case <-t.C:
+		}
+	}
+}
+
+func newDestroyCmd(g *globalOpts) *cobra.Command {
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "destroy",
+		Short: "Stop every dataflow, daemon and the coordinator; leave no process behind",
+		Long: `Stop every running dataflow (bounded by --grace-duration, then SIGTERM and SIGKILL), then
+every daemon and the coordinator. Processes started by 'doractl up' that do not exit in
+time are killed, so nothing is left behind.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDestroy(cmd.Context(), g.client(), grace, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().DurationVar(&grace, "grace-duration", 5*time.Second, "grace given to nodes before SIGTERM")
+	return cmd
+}
+
+func runDestroy(ctx context.Context, c *client.Client, grace time.Duration, out io.Writer) error {
+	deadline := defaultStopTimeout(grace) + clientSlack
+	ctx, cancel := context.WithTimeout(ctx, deadline+5*time.Second)
+	defer cancel()
+	pids, _ := readPidFiles(upDir())
+	rep, err := c.Destroy(ctx, proto.APIDestroyRequest{Grace: grace.String()})
+	reached := err == nil
+	if reached {
+		for _, d := range rep.Dataflows {
+			fmt.Fprintf(out, "stopped dataflow %s (%s): %s\n", d.Name, d.ID, nodeCounts(d.Nodes))
+		}
+		fmt.Fprintf(out, "destroying %d daemon(s) and the coordinator\n", len(rep.Daemons))
+	} else if !errors.Is(err, client.ErrUnreachable) {
+		return err
+	} else if len(livePids(pids)) == 0 {
+		fmt.Fprintf(out, "nothing to destroy: %s\n", oneLine(err))
+		return nil
+	} else {
+		fmt.Fprintf(out, "coordinator unreachable (%s); stopping the local processes\n", oneLine(err))
+		for _, p := range livePids(pids) {
+			_ = p.signal(syscall.SIGTERM)
+		}
+	}
+	// Wait for every process `up` started to exit; kill what does not.
+	werr := waitFor(ctx, func() error {
+		if live := livePids(pids); len(live) > 0 {
+			return fmt.Errorf("%s still running", live[0].name())
+		}
+		if reached {
+			hctx, hcancel := context.WithTimeout(ctx, time.Second)
+			defer hcancel()
+			if _, err := c.Health(hctx); err == nil {
+				return fmt.Errorf("coordinator still answering")
+			}
+		}
+		return nil
+	})
+	if werr != nil {
+		for _, p := range livePids(pids) {
+			fmt.Fprintf(out, "killing %s (pid %d): did not exit in time\n", p.name(), p.pid)
+			_ = p.signal(syscall.SIGKILL)
+		}
+	}
+	for _, p := range pids {
+		if !p.alive() {
+			_ = os.Remove(p.path)
+		}
+	}
+	fmt.Fprintln(out, "destroyed")
+	return nil
+}
+
+func livePids(ps []pidFile) []pidFile {
+	var out []pidFile
+	for _, p := range ps {
+		if p.alive() {
+			out = append(out, p)
+		}
+	}
+	return out
+}

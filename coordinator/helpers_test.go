@@ -1,0 +1,100 @@
+package coordinator
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/doractl/doractl/client"
+)
+
+// checkFor polls f every interval until it returns nil, failing the test with f's last
+// error after timeout.
+func checkFor(t *testing.T, timeout, interval time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not true within %s: %v", timeout, err)
+		}
+		time.Sleep(interval)
+	}
+}
+
+// testLogger is silent unless DORACTL_TEST_LOG is set (to a level name).
+func testLogger(name string) hclog.Logger {
+	lvl := os.Getenv("DORACTL_TEST_LOG")
+	if lvl == "" {
+		return hclog.NewNullLogger()
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.LevelFromString(lvl), Output: os.Stderr})
+}
+
+// testServer is a coordinator serving on loopback ports, without gossip.
+type testServer struct {
+	srv    *Server
+	cl     *client.Client
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func testConfig() *Config {
+	cfg := DefaultConfig()
+	cfg.ControlAddr = "127.0.0.1:0"
+	cfg.DaemonAddr = "127.0.0.1:0"
+	cfg.Gossip = false
+	cfg.DataDir = ""
+	cfg.Machine = "coordinator-host"
+	cfg.Logger = testLogger("coordinator")
+	return cfg
+}
+
+// startServer runs a coordinator until the test ends; mod adjusts its config.
+func startServer(t *testing.T, mod func(*Config)) *testServer {
+	t.Helper()
+	cfg := testConfig()
+	if mod != nil {
+		mod(cfg)
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts := &testServer{srv: srv, cl: client.New(srv.ControlAddr()), cancel: cancel, done: make(chan error, 1)}
+	go func() { ts.done <- srv.Run(ctx) }()
+	t.Cleanup(func() { ts.shutdown(t) })
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		_, err := ts.cl.Health(context.Background())
+		return err
+	})
+	return ts
+}
+
+// shutdown cancels the server and waits for Run to return.
+func (ts *testServer) shutdown(t *testing.T) {
+	t.Helper()
+	ts.cancel()
+	select {
+	case err := <-ts.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		ts.done <- nil
+	case <-time.After(10 * time.Second):
+		t.Errorf("Run did not return within 10s of its context ending")
+	}
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,285 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/doractl/doractl/cluster"
+	"github.com/doractl/doractl/failure"
+	"github.com/doractl/doractl/proto"
+)
+
+// liveness joins the gossip ring (optional) and the failure detector: ring events and
+// daemon link health feed the detector, whose verdicts the coordinator acts on.
+type liveness struct {
+	det  *failure.Detector
+	ring *cluster.Ring // nil without gossip
+	log  hclog.Logger
+
+	mu   sync.Mutex
+	seen map[string]cluster.Member // every ring member seen, for members known once but gone
+}
+
+// newLiveness joins the ring (with Gossip) and starts the detector. check is the
+// detector's direct check of a daemon over its control link.
+func newLiveness(cfg *Config, controlAddr string, check func(ctx context.Context, name string) error) (*liveness, error) {
+	l := &liveness{log: cfg.Logger.Named("liveness"), seen: map[string]cluster.Member{}}
+	dc := failure.DefaultDetectorConfig()
+	dc.ControlCheck = check
+	dc.Logger = cfg.Logger.Named("detector")
+	if cfg.Gossip {
+		ring, err := createRing(cfg, controlAddr)
+		if err != nil {
+			return nil, err
+		}
+		l.ring = ring
+		dc.Ping = func(ctx context.Context, name string) error {
+			_, err := ring.Ping(ctx, name)
+			return err
+		}
+	}
+	l.det = failure.NewDetector(dc)
+	return l, nil
+}
+
+// createRing joins the coordinator to the gossip ring; daemons join it here.
+func createRing(cfg *Config, controlAddr string) (*cluster.Ring, error) {
+	prof, err := cluster.ProfileByName(cfg.Profile)
+	if err != nil {
+		return nil, fmt.Errorf("gossip profile: %w", err)
+	}
+	rc := cluster.DefaultConfig()
+	rc.Name = cfg.Name
+	rc.BindAddr = cfg.GossipBindAddr
+	rc.BindPort = cfg.GossipPort
+	rc.AdvertiseAddr = cfg.AdvertiseAddr
+	rc.Profile = prof
+	rc.SecretKey = cfg.SecretKey
+	rc.Logger = cfg.Logger.Named("gossip")
+	rc.Meta = cluster.Meta{
+		Role:        cluster.RoleCoordinator,
+		Machine:     cfg.Machine,
+		ControlAddr: controlAddr,
+		BootEpoch:   time.Now().UnixNano(),
+		Version:     cfg.Version,
+	}
+	ring, err := cluster.Create(rc)
+	if err != nil {
+		return nil, fmt.Errorf("join the gossip ring on %s:%d: %w", cfg.GossipBindAddr, cfg.GossipPort, err)
+	}
+	return ring, nil
+}
+
+// run feeds ring events to the detector and hands confirmed deaths to onGone, until ctx
+// ends.
+func (l *liveness) run(ctx context.Context, onGone func(death)) {
+	states, unsubscribe := l.det.Subscribe()
+	defer unsubscribe()
+	var events <-chan cluster.Event
+	if l.ring != nil {
+		events = l.ring.Events()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case st, ok := <-states:
+			if !ok {
+				return
+			}
+			switch v := verdictOf(st); v {
+			case proto.MemberDead, proto.MemberLeft:
+				onGone(death{Daemon: st.Name, Verdict: v, Since: st.Since, Reason: st.Reason})
+			}
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			l.onRingEvent(ev)
+		}
+	}
+}
+
+func (l *liveness) onRingEvent(ev cluster.Event) {
+	m := ev.Member
+	if l.ring != nil && m.Name == l.ring.Name() {
+		return
+	}
+	l.mu.Lock()
+	l.seen[m.Name] = m
+	l.mu.Unlock()
+	switch ev.Type {
+	case cluster.MemberJoin, cluster.MemberUpdate:
+		l.det.GossipJoin(m.Name, m.Meta.ControlAddr)
+	case cluster.MemberLeave:
+		l.det.GossipGone(m.Name, m.Meta.Leaving)
+	}
+}
+
+// registered tells the detector a daemon's link is up, with the control address to
+// check when the link goes down. Without gossip the link is the only source of
+// membership; with it, a registering daemon is alive whatever gossip last said.
+func (l *liveness) registered(info daemonInfo) {
+	l.det.GossipJoin(info.Name, info.ControlAddr)
+	l.det.LinkUp(info.Name)
+}
+
+// restored tells the detector about a daemon known from the store that has no link yet
+// (the coordinator restarted): its control port is checked at once, so a daemon that
+// died meanwhile is confirmed dead, and one that is alive stays suspect until it
+// re-registers.
+func (l *liveness) restored(info daemonInfo) {
+	l.det.GossipJoin(info.Name, info.ControlAddr)
+	l.det.LinkDown(info.Name, errors.New("no link since the coordinator started"))
+}
+
+func (l *liveness) heard(name string) { l.det.Heard(name) }
+
+func (l *liveness) linkDown(name string, err error) { l.det.LinkDown(name, err) }
+
+// gossipAddr is the coordinator's gossip address ("" without gossip).
+func (l *liveness) gossipAddr() string {
+	if l.ring == nil {
+		return ""
+	}
+	return l.ring.Addr()
+}
+
+// state is the detector's view of a member.
+func (l *liveness) state(name string) (verdict string, since time.Time, reason string) {
+	st := l.det.State(name)
+	return verdictOf(st), st.Since, st.Reason
+}
+
+// verdict is the detector's verdict on a member (alive, suspect, dead, left).
+func (l *liveness) verdict(name string) string {
+	v, _, _ := l.state(name)
+	return v
+}
+
+func verdictOf(st failure.State) string { return string(st.Verdict) }
+
+// shutdown leaves the ring gracefully (bounded by ctx) and stops the detector.
+func (l *liveness) shutdown(ctx context.Context) {
+	if l.ring != nil {
+		if err := l.ring.Leave(ctx); err != nil {
+			l.log.Warn("leaving the gossip ring", "error", err)
+		}
+		if err := l.ring.Shutdown(); err != nil {
+			l.log.Warn("gossip shutdown", "error", err)
+		}
+	}
+	l.det.Close()
+}
+
+// death is a confirmed death (or graceful leave) of a daemon.
+type death struct {
+	Daemon  string
+	Verdict string // dead | left
+	Since   time.Time
+	Reason  string
+}
+
+// describe is `daemon "D" confirmed dead since 12:00:01 (REASON)`.
+func (d death) describe() string {
+	if d.Verdict == proto.MemberLeft {
+		return fmt.Sprintf("daemon %q left the cluster at %s", d.Daemon, d.Since.Format(time.TimeOnly))
+	}
+	s := fmt.Sprintf("daemon %q confirmed dead since %s", d.Daemon, d.Since.Format(time.TimeOnly))
+	if d.Reason != "" {
+		s += " (" + d.Reason + ")"
+	}
+	return s
+}
+
+// outcome is the outcome of a node lost with the daemon.
+func (d death) outcome() string {
+	if d.Verdict == proto.MemberLeft {
+		return fmt.Sprintf("lost (daemon %s left at %s)", d.Daemon, d.Since.Format(time.TimeOnly))
+	}
+	if d.Reason == "" {
+		return fmt.Sprintf("lost (daemon %s dead since %s)", d.Daemon, d.Since.Format(time.TimeOnly))
+	}
+	return fmt.Sprintf("lost (daemon %s dead since %s: %s)", d.Daemon, d.Since.Format(time.TimeOnly), d.Reason)
+}
+
+// daemonWatch is a pending operation that depends on one daemon: the detector fails it
+// the moment the daemon is confirmed dead.
+type daemonWatch struct {
+	daemon string
+	p      *failure.Pending
+}
+
+// watch registers a pending operation on daemon. If the daemon is already confirmed
+// dead the operation is not registered and the death is returned.
+func (l *liveness) watch(daemon, op string) (*daemonWatch, *death) {
+	p, err := l.det.Pending().Add(daemon, op)
+	if err != nil {
+		d := l.deathFrom(daemon, err)
+		return nil, &d
+	}
+	return &daemonWatch{daemon: daemon, p: p}, nil
+}
+
+func (l *liveness) deathFrom(daemon string, err error) death {
+	var de *failure.DeathError
+	if errors.As(err, &de) {
+		return death{Daemon: daemon, Verdict: string(de.Verdict), Since: de.Since, Reason: de.Reason}
+	}
+	v, since, reason := l.state(daemon)
+	if v != proto.MemberLeft {
+		v = proto.MemberDead
+	}
+	if reason == "" {
+		reason = err.Error()
+	}
+	return death{Daemon: daemon, Verdict: v, Since: since, Reason: reason}
+}
+
+// done is closed when the daemon is confirmed dead.
+func (w *daemonWatch) done() <-chan struct{} { return w.p.Done() }
+
+// death is the daemon's death once done is closed, else nil.
+func (w *daemonWatch) death() *death {
+	select {
+	case <-w.p.Done():
+	default:
+		return nil
+	}
+	err := w.p.Err()
+	if err == nil {
+		return nil
+	}
+	d := death{Daemon: w.daemon, Verdict: proto.MemberDead, Since: time.Now(), Reason: err.Error()}
+	var de *failure.DeathError
+	if errors.As(err, &de) {
+		d.Verdict, d.Since, d.Reason = string(de.Verdict), de.Since, de.Reason
+	}
+	return &d
+}
+
+// context derives a context cancelled when the daemon is confirmed dead.
+func (w *daemonWatch) context(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	go func() {
+		select {
+		case <-w.p.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// close completes the pending operation.
+func (w *daemonWatch) close() {
+	if w != nil {
+		w.p.Complete()
+	}
+}

@@ -1,0 +1,155 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/doractl/doractl/proto"
+)
+
+const (
+	// logsWait is the long-poll wait of each logs request while following.
+	logsWait = time.Second
+	// logsChunk is the most bytes asked per logs request.
+	logsChunk = 256 << 10
+	// logsRetry is the pause before asking again after a failed logs request.
+	logsRetry = 250 * time.Millisecond
+)
+
+// logTarget is the node whose log is read, and where it runs.
+type logTarget struct {
+	dataflowID, dataflowName, node, daemon string
+}
+
+// resolveLogs finds a node of a dataflow (404 naming what is unknown).
+func (s *Server) resolveLogs(ref, node string) (logTarget, error) {
+	id, ok := s.reg.lookup(ref)
+	if !ok {
+		return logTarget{}, newAPIError(http.StatusNotFound, "no dataflow %q", ref)
+	}
+	t := logTarget{dataflowID: id, node: node}
+	found := false
+	s.reg.read(id, func(d *dataflowRec) {
+		t.dataflowName = d.Name
+		if n := d.node(node); n != nil {
+			t.daemon, found = n.Daemon, true
+		}
+	})
+	if !found {
+		return t, newAPIError(http.StatusNotFound, "dataflow %q has no node %q", ref, node)
+	}
+	return t, nil
+}
+
+// flushWriter is the response the log is streamed to.
+type flushWriter interface {
+	io.Writer
+	Flush()
+}
+
+// streamLogs proxies a node's log from its daemon to w: until caught up, or with follow
+// until the node has ended and its log is read. A confirmed death of the daemon ends the
+// stream with a line saying so. start is called before the first byte is written, so
+// that errors found before it can still be answered as API errors.
+func (s *Server) streamLogs(ctx context.Context, t logTarget, tail int, follow bool, w flushWriter, start func()) error {
+	wch, dead := s.live.watch(t.daemon, fmt.Sprintf("logs %s/%s", t.dataflowName, t.node))
+	if dead != nil {
+		return newAPIError(http.StatusServiceUnavailable, "logs of %q unavailable: %s", t.node, dead.describe())
+	}
+	defer wch.close()
+	s.metrics.pendingOps.Inc()
+	defer s.metrics.pendingOps.Dec()
+
+	started := false
+	begin := func() {
+		if !started {
+			started = true
+			start()
+		}
+	}
+	req := proto.LogsRequest{DataflowID: t.dataflowID, NodeID: t.node, Max: logsChunk}
+	if tail > 0 {
+		req.Offset, req.Tail = -1, tail
+	}
+	if follow {
+		req.Wait = logsWait
+	}
+	for {
+		sess, changed := s.sessionOrWait(t.daemon)
+		if sess == nil {
+			if !follow {
+				if !started {
+					return newAPIError(http.StatusServiceUnavailable, "daemon %q (running node %q) is not connected", t.daemon, t.node)
+				}
+				return nil
+			}
+			begin()
+			select {
+			case <-changed:
+				continue
+			case <-wch.done():
+				return s.endWithDeath(w, wch)
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		var rep proto.LogsReply
+		rctx, cancel := wch.context(ctx)
+		rctx, cancelT := context.WithTimeout(rctx, req.Wait+5*time.Second)
+		err := sess.request(rctx, proto.TypeLogs, req, &rep)
+		cancelT()
+		cancel()
+		if d := wch.death(); d != nil {
+			begin()
+			return s.endWithDeath(w, wch)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			var re *proto.RemoteError
+			if errors.As(err, &re) || !follow {
+				if !started {
+					return newAPIError(http.StatusBadGateway, "logs of %q from daemon %q: %v", t.node, t.daemon, err)
+				}
+				fmt.Fprintf(w, "\n-- log stream of %q ended: daemon %q: %v --\n", t.node, t.daemon, err)
+				w.Flush()
+				return nil
+			}
+			s.log.Debug("logs request failed: retrying", "daemon", t.daemon, "node", t.node, "error", err)
+			select {
+			case <-time.After(logsRetry):
+			case <-wch.done():
+			case <-ctx.Done():
+				return nil
+			}
+			continue
+		}
+		begin()
+		if len(rep.Data) > 0 {
+			if _, err := w.Write(rep.Data); err != nil {
+				return nil // the client went away
+			}
+			w.Flush()
+		}
+		req.Offset, req.Tail = rep.Next, 0
+		if rep.Ended || (!follow && len(rep.Data) == 0) {
+			return nil
+		}
+	}
+}
+
+// endWithDeath writes the line that ends a stream whose daemon was confirmed dead.
+func (s *Server) endWithDeath(w flushWriter, wch *daemonWatch) error {
+	d := wch.death()
+	if d == nil {
+		return nil
+	}
+	fmt.Fprintf(w, "\n-- log stream ended: %s --\n", d.describe())
+	w.Flush()
+	return nil
+}

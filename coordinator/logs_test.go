@@ -1,0 +1,76 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/doractl/doractl/client"
+)
+
+func TestLogs(t *testing.T) {
+	ts := startServer(t, nil)
+	f := newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a"})
+	demo := startDF(t, ts, "demo", twoNodes)
+	f.setLog(demo.ID, "sink", "line 1\nline 2\n", false)
+
+	var buf bytes.Buffer
+	if err := ts.cl.Logs(ctxT(t, 5*time.Second), "demo", "sink", 0, false, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if buf.String() != "line 1\nline 2\n" {
+		t.Errorf("logs %q", buf.String())
+	}
+	buf.Reset()
+	if err := ts.cl.Logs(ctxT(t, 5*time.Second), demo.ID, "sink", 1, true, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if buf.String() != "line 1\nline 2\n" {
+		t.Errorf("followed logs %q", buf.String())
+	}
+
+	err := ts.cl.Logs(context.Background(), "demo", "nope", 0, false, &buf)
+	if client.StatusOf(err) != http.StatusNotFound || !strings.Contains(err.Error(), `no node "nope"`) {
+		t.Errorf("unknown node: %v", err)
+	}
+	err = ts.cl.Logs(context.Background(), "nope", "sink", 0, false, &buf)
+	if client.StatusOf(err) != http.StatusNotFound || !strings.Contains(err.Error(), `no dataflow "nope"`) {
+		t.Errorf("unknown dataflow: %v", err)
+	}
+}
+
+func TestLogsEndWhenDaemonDies(t *testing.T) {
+	ts := startServer(t, nil)
+	f := newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a"})
+	demo := startDF(t, ts, "demo", twoNodes)
+	f.setLog(demo.ID, "sink", "hello\n", true)
+
+	var buf safeBuffer
+	done := make(chan error, 1)
+	go func() { done <- ts.cl.Logs(context.Background(), "demo", "sink", 0, true, &buf) }()
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if !strings.Contains(buf.String(), "hello") {
+			return errString("nothing streamed yet")
+		}
+		return nil
+	})
+	f.crash()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("log stream still open 5s after the daemon died")
+	}
+	if !strings.Contains(buf.String(), `daemon "daemon-a" confirmed dead`) {
+		t.Errorf("stream %q does not end with the death", buf.String())
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }

@@ -1,0 +1,79 @@
+package coordinator
+
+import (
+	"sort"
+
+	"github.com/doractl/doractl/cluster"
+	"github.com/doractl/doractl/proto"
+)
+
+// members is the ring as the coordinator sees it: every member with the detector's
+// verdict, members known once but gone included, the coordinator first. Without gossip
+// the members are the daemons that registered.
+func (s *Server) members() []proto.Member {
+	self := proto.Member{
+		Name:    s.cfg.Name,
+		Role:    string(cluster.RoleCoordinator),
+		Machine: s.cfg.Machine,
+		Address: s.live.gossipAddr(),
+		Status:  proto.MemberAlive,
+		Since:   s.startedAt,
+		Version: s.cfg.Version,
+	}
+	byName := map[string]proto.Member{}
+	add := func(m proto.Member) {
+		if m.Name == self.Name {
+			return
+		}
+		if _, ok := byName[m.Name]; ok {
+			return
+		}
+		m.Status, m.Since, m.Reason = s.live.state(m.Name)
+		if m.Status == "" {
+			m.Status = proto.MemberSuspect
+			m.Reason = "not heard from since the coordinator started"
+		}
+		byName[m.Name] = m
+	}
+	if s.live.ring != nil {
+		for _, m := range s.live.ring.Members() {
+			add(memberOf(m))
+		}
+		s.live.mu.Lock()
+		seen := make([]cluster.Member, 0, len(s.live.seen))
+		for _, m := range s.live.seen {
+			seen = append(seen, m)
+		}
+		s.live.mu.Unlock()
+		for _, m := range seen {
+			add(memberOf(m))
+		}
+	}
+	for _, d := range s.knownDaemons() {
+		add(proto.Member{
+			Name:    d.Name,
+			Role:    string(cluster.RoleDaemon),
+			Machine: d.Machine,
+			Address: d.GossipAddr,
+			Labels:  d.Labels,
+			Version: d.Version,
+		})
+	}
+	rest := make([]proto.Member, 0, len(byName))
+	for _, m := range byName {
+		rest = append(rest, m)
+	}
+	sort.Slice(rest, func(i, j int) bool { return rest[i].Name < rest[j].Name })
+	return append([]proto.Member{self}, rest...)
+}
+
+func memberOf(m cluster.Member) proto.Member {
+	return proto.Member{
+		Name:    m.Name,
+		Role:    string(m.Meta.Role),
+		Machine: m.Meta.Machine,
+		Address: m.Addr,
+		Labels:  m.Meta.Labels,
+		Version: m.Meta.Version,
+	}
+}

@@ -1,0 +1,282 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/doractl/doractl/proto"
+)
+
+// Server is a coordinator: control API, daemon sessions, registry, liveness.
+type Server struct {
+	cfg       Config
+	log       hclog.Logger
+	startedAt time.Time
+
+	ctx    context.Context // ends when Run returns
+	cancel context.CancelFunc
+
+	reg     *registry
+	pers    *persister
+	st      *store // nil: memory only
+	live    *liveness
+	metrics *metrics
+	mux     *http.ServeMux
+
+	httpLn, daemonLn net.Listener
+
+	sessMu      sync.Mutex
+	sessions    map[string]*session   // current link of each connected daemon
+	known       map[string]daemonInfo // every daemon that ever registered
+	sessChanged chan struct{}         // closed and replaced when sessions change
+
+	stopMu sync.Mutex
+	stops  map[string]*stopOp // stops in progress by dataflow id
+
+	destroyCh   chan struct{}
+	destroyOnce sync.Once
+	runMu       sync.Mutex
+	ran         bool
+}
+
+// New creates a coordinator: it opens the store, binds the listeners and joins the ring.
+// Nothing is served until Run.
+func New(cfg *Config) (*Server, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:         c,
+		log:         c.Logger,
+		startedAt:   time.Now(),
+		sessions:    map[string]*session{},
+		known:       map[string]daemonInfo{},
+		sessChanged: make(chan struct{}),
+		stops:       map[string]*stopOp{},
+		destroyCh:   make(chan struct{}),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeResources()
+		}
+	}()
+
+	s.reg = newRegistry(func(id string) { s.pers.mark(id) })
+	if c.DataDir != "" {
+		if s.st, err = openStore(c.DataDir); err != nil {
+			return nil, err
+		}
+		if err := s.loadStore(); err != nil {
+			return nil, err
+		}
+	}
+	s.pers = newPersister(s.st, s.reg.marshal, s.log.Named("store"))
+	s.metrics = newMetrics(s)
+	s.mux = s.routes()
+
+	if c.DaemonAddr != "" {
+		if s.daemonLn, err = net.Listen("tcp", c.DaemonAddr); err != nil {
+			return nil, fmt.Errorf("listen for daemons on %s: %w", c.DaemonAddr, err)
+		}
+	}
+	if c.ControlAddr != "" {
+		if s.httpLn, err = net.Listen("tcp", c.ControlAddr); err != nil {
+			return nil, fmt.Errorf("listen for the control API on %s: %w", c.ControlAddr, err)
+		}
+	}
+	lc := c
+	lc.Logger = s.log
+	if s.live, err = newLiveness(&lc, s.DaemonAddr(), s.controlCheck); err != nil {
+		return nil, err
+	}
+	ok = true
+	return s, nil
+}
+
+// loadStore reads the dataflows and daemons a previous run recorded.
+func (s *Server) loadStore() error {
+	dfs, err := s.st.loadDataflows()
+	if err != nil {
+		return err
+	}
+	s.reg.load(dfs)
+	daemons, err := s.st.loadDaemons()
+	if err != nil {
+		return err
+	}
+	for _, d := range daemons {
+		s.known[d.Name] = d
+	}
+	s.log.Info("store loaded", "path", s.st.path, "dataflows", len(dfs), "daemons", len(daemons))
+	return nil
+}
+
+// checkRestoredDaemons has the detector check the daemons that run nodes according to
+// the store and have not registered yet.
+func (s *Server) checkRestoredDaemons() {
+	busy := map[string]bool{}
+	for _, id := range s.reg.ids(func(d *dataflowRec) bool { return !d.final() }) {
+		for _, name := range s.reg.pendingDaemons(id) {
+			busy[name] = true
+		}
+	}
+	for _, d := range s.knownDaemons() {
+		if busy[d.Name] && s.session(d.Name) == nil {
+			s.live.restored(d)
+		}
+	}
+}
+
+// ControlAddr is the bound address of the HTTP control API ("" if none).
+func (s *Server) ControlAddr() string { return addrOf(s.httpLn) }
+
+// DaemonAddr is the bound address daemons dial ("" if none).
+func (s *Server) DaemonAddr() string { return addrOf(s.daemonLn) }
+
+func addrOf(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
+}
+
+// Run serves until ctx ends or a destroy request completes; both return nil.
+// Daemons keep running when the coordinator goes away (they reconnect).
+func (s *Server) Run(ctx context.Context) error {
+	s.runMu.Lock()
+	if s.ran {
+		s.runMu.Unlock()
+		return errors.New("coordinator: Run called twice")
+	}
+	s.ran = true
+	s.runMu.Unlock()
+
+	persCtx, persStop := context.WithCancel(context.Background())
+	persDone := make(chan struct{})
+	go func() {
+		defer close(persDone)
+		s.pers.run(persCtx)
+	}()
+	go s.live.run(s.ctx, s.daemonDead)
+	s.checkRestoredDaemons()
+	if s.daemonLn != nil {
+		go s.acceptLoop(s.ctx, s.daemonLn)
+	}
+	serveErr := make(chan error, 1)
+	var hs *http.Server
+	if s.httpLn != nil {
+		hs = &http.Server{
+			Handler:           s.mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			BaseContext:       func(net.Listener) context.Context { return s.ctx },
+			ErrorLog:          s.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		}
+		go func() { serveErr <- hs.Serve(s.httpLn) }()
+	}
+	s.log.Info("coordinator running", "control_addr", s.ControlAddr(), "daemon_addr", s.DaemonAddr(),
+		"gossip_addr", s.live.gossipAddr(), "machine", s.cfg.Machine, "data_dir", s.cfg.DataDir)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		s.log.Info("coordinator shutting down", "reason", context.Cause(ctx))
+	case <-s.destroyCh:
+		s.log.Info("coordinator shutting down after destroy")
+	case err := <-serveErr:
+		runErr = fmt.Errorf("control API on %s: %w", s.ControlAddr(), err)
+	}
+
+	// Ending the base context first ends log streams and waiting stops at once; the
+	// destroy reply is already written.
+	s.cancel()
+	if hs != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := hs.Shutdown(sctx); err != nil {
+			_ = hs.Close()
+		}
+		cancel()
+	}
+	for _, sess := range s.connected() {
+		_ = sess.conn.Close()
+	}
+	lctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	s.live.shutdown(lctx)
+	cancel()
+	persStop()
+	<-persDone
+	s.closeResources()
+	s.log.Info("coordinator stopped")
+	return runErr
+}
+
+// closeResources releases listeners and the store.
+func (s *Server) closeResources() {
+	s.cancel()
+	for _, ln := range []net.Listener{s.httpLn, s.daemonLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+	if s.st != nil {
+		if err := s.st.close(); err != nil {
+			s.log.Warn("closing the store", "error", err)
+		}
+		s.st = nil
+	}
+}
+
+// destroyed makes Run return.
+func (s *Server) destroyed() {
+	s.destroyOnce.Do(func() { close(s.destroyCh) })
+}
+
+// Run creates a coordinator from cfg and serves until ctx ends or a destroy request.
+func Run(ctx context.Context, cfg *Config) error {
+	s, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// controlCheck is the failure detector's direct check of a daemon: a ping over its
+// control link.
+func (s *Server) controlCheck(ctx context.Context, name string) error {
+	sess := s.session(name)
+	if sess == nil {
+		return fmt.Errorf("no control link to daemon %q", name)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ControlCheckTimeout)
+	defer cancel()
+	if _, err := sess.ping(ctx); err != nil {
+		return fmt.Errorf("control link to daemon %q: %w", name, err)
+	}
+	return nil
+}
+
+// daemonDead resolves every node without an outcome on a dead (or departed) daemon to
+// lost, at once, and fences the daemon's link if it is somehow still open.
+func (s *Server) daemonDead(d death) {
+	changed := s.reg.resolveDaemon(d.Daemon, proto.NodeLost, d.outcome())
+	if len(changed) > 0 {
+		s.log.Warn("daemon gone: its nodes are lost", "daemon", d.Daemon, "verdict", d.Verdict,
+			"since", d.Since, "reason", d.Reason, "dataflows", changed)
+	}
+	if d.Verdict != proto.MemberDead {
+		return
+	}
+	if sess := s.session(d.Daemon); sess != nil {
+		s.log.Warn("closing the link of a daemon confirmed dead", "daemon", d.Daemon)
+		_ = sess.conn.Close()
+	}
+}

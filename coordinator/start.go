@@ -1,0 +1,221 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/doractl/doractl/dataflow"
+	"github.com/doractl/doractl/proto"
+)
+
+// startDataflow parses, places and spawns a dataflow. It answers once every involved
+// daemon has acknowledged its nodes; on any failure what was spawned is stopped and the
+// dataflow is recorded as failed.
+func (s *Server) startDataflow(ctx context.Context, req proto.APIStartRequest) (*proto.APIStartReply, error) {
+	if strings.TrimSpace(req.Descriptor) == "" {
+		return nil, newAPIError(http.StatusBadRequest, "the descriptor is empty")
+	}
+	file := req.Path
+	if file == "" {
+		file = "dataflow.yml"
+	}
+	desc, err := dataflow.Parse([]byte(req.Descriptor), file)
+	if err != nil {
+		return nil, newAPIError(http.StatusBadRequest, "%s", err.Error())
+	}
+	placed, err := s.place(desc)
+	if errors.Is(err, errNoDaemon) {
+		return nil, newAPIError(http.StatusServiceUnavailable, "%s", err)
+	} else if err != nil {
+		return nil, newAPIError(http.StatusBadRequest, "%s", err)
+	}
+
+	now := time.Now()
+	rec := &dataflowRec{
+		ID:         uuid.NewString(),
+		Name:       req.Name,
+		Descriptor: req.Descriptor,
+		Path:       req.Path,
+		WorkingDir: req.WorkingDir,
+		StartedAt:  now,
+	}
+	for _, n := range desc.Nodes {
+		sess := placed[n.ID]
+		rec.Nodes = append(rec.Nodes, &nodeRec{
+			ID: n.ID, Machine: sess.info.Machine, Daemon: sess.info.Name,
+			Status: proto.NodePending, Since: now,
+		})
+	}
+	if err := s.reg.add(rec, generateName); errors.Is(err, errNameInUse) {
+		return nil, newAPIError(http.StatusConflict, "%s", err)
+	} else if err != nil {
+		return nil, fmt.Errorf("record dataflow: %w", err)
+	}
+	log := s.log.With("dataflow", rec.ID, "name", rec.Name)
+	reqs := s.spawnRequests(rec, desc, placed, req.WorkingDir)
+	log.Info("starting dataflow", "nodes", len(desc.Nodes), "daemons", len(reqs))
+
+	s.metrics.pendingOps.Inc()
+	err = s.spawnAll(ctx, rec.Name, reqs)
+	s.metrics.pendingOps.Dec()
+	if err != nil {
+		log.Warn("start failed: stopping what was spawned", "error", err)
+		s.abortStart(rec.ID, reqs, err)
+		return nil, err
+	}
+	log.Info("dataflow started")
+	return &proto.APIStartReply{ID: rec.ID, Name: rec.Name}, nil
+}
+
+// spawnRequests builds one SpawnRequest per involved daemon.
+func (s *Server) spawnRequests(rec *dataflowRec, desc *dataflow.Descriptor, placed map[string]*session, wd string) map[string]*spawnJob {
+	placement := map[string]string{}
+	addrs := map[string]string{}
+	for id, sess := range placed {
+		placement[id] = sess.info.Name
+		addrs[sess.info.Name] = sess.info.ControlAddr
+	}
+	jobs := map[string]*spawnJob{}
+	for _, n := range desc.Nodes {
+		sess := placed[n.ID]
+		job := jobs[sess.info.Name]
+		if job == nil {
+			job = &spawnJob{sess: sess, req: proto.SpawnRequest{
+				DataflowID: rec.ID, Name: rec.Name, Placement: placement, DaemonAddrs: addrs,
+			}}
+			jobs[sess.info.Name] = job
+		}
+		job.req.Nodes = append(job.req.Nodes, nodeSpec(desc, n, wd))
+	}
+	return jobs
+}
+
+// nodeSpec is what a daemon needs to run node n.
+func nodeSpec(desc *dataflow.Descriptor, n *dataflow.Node, wd string) proto.NodeSpec {
+	dir := wd
+	if d := n.Deploy.WorkingDir; d != "" {
+		dir = d
+		if !filepath.IsAbs(d) && wd != "" {
+			dir = filepath.Join(wd, d)
+		}
+	}
+	spec := proto.NodeSpec{
+		ID:         n.ID,
+		Path:       n.ResolvedPath(wd),
+		Args:       n.Args,
+		Env:        desc.EnvFor(n),
+		WorkingDir: dir,
+		Outputs:    n.Outputs,
+	}
+	for _, in := range n.Inputs {
+		is := proto.InputSpec{ID: in.ID, QueueSize: in.QueueSize}
+		switch in.Source.Kind {
+		case dataflow.SourceTimer:
+			is.Timer = in.Source.Interval
+		case dataflow.SourceNode:
+			is.Node, is.Output = in.Source.Node, in.Source.Output
+		}
+		spec.Inputs = append(spec.Inputs, is)
+	}
+	return spec
+}
+
+// spawnJob is one daemon's share of a start.
+type spawnJob struct {
+	sess *session
+	req  proto.SpawnRequest
+}
+
+// spawnAll sends every spawn request in parallel and waits for the acks, within
+// StartTimeout. A confirmed death of a daemon fails its request at once. The first
+// failure cancels the others.
+func (s *Server) spawnAll(ctx context.Context, name string, jobs map[string]*spawnJob) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	for daemon, job := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.spawnOne(ctx, name, daemon, job)
+			if err == nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if first == nil {
+				first = err
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+func (s *Server) spawnOne(ctx context.Context, name, daemon string, job *spawnJob) error {
+	w, dead := s.live.watch(daemon, "start "+name)
+	if dead != nil {
+		return newAPIError(http.StatusServiceUnavailable, "start: %s", dead.describe())
+	}
+	defer w.close()
+	rctx, cancel := w.context(ctx)
+	defer cancel()
+	var ack proto.Ack
+	err := job.sess.request(rctx, proto.TypeSpawn, job.req, &ack)
+	if err == nil {
+		return nil
+	}
+	if d := w.death(); d != nil {
+		return newAPIError(http.StatusServiceUnavailable, "start: %s", d.describe())
+	}
+	where := fmt.Sprintf("daemon %q (machine %s)", daemon, job.sess.info.Machine)
+	var re *proto.RemoteError
+	switch {
+	case errors.As(err, &re):
+		return newAPIError(http.StatusBadGateway, "start: %s refused the nodes: %s", where, re.Msg)
+	case errors.Is(err, context.DeadlineExceeded):
+		return newAPIError(http.StatusGatewayTimeout, "start: %s did not acknowledge its nodes within %s", where, s.cfg.StartTimeout)
+	case errors.Is(err, context.Canceled):
+		return newAPIError(http.StatusServiceUnavailable, "start: cancelled while waiting for %s", where)
+	default:
+		return newAPIError(http.StatusBadGateway, "start: %s: %v", where, err)
+	}
+}
+
+// abortStart records a failed start and force-stops the dataflow on every daemon it
+// was sent to (a spawn that timed out may have started some nodes).
+func (s *Server) abortStart(id string, jobs map[string]*spawnJob, cause error) {
+	s.reg.update(id, func(d *dataflowRec) bool {
+		d.StartErr = cause.Error()
+		now := time.Now()
+		for _, n := range d.Nodes {
+			if !n.final() {
+				n.Status, n.Outcome, n.Since, n.Inferred = proto.NodeFailed, "not started: start aborted", now, true
+			}
+		}
+		return true
+	})
+	for daemon, job := range jobs {
+		go func() {
+			ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+			defer cancel()
+			stop := proto.StopRequest{DataflowID: id, Force: true}
+			if err := job.sess.request(ctx, proto.TypeStop, stop, nil); err != nil {
+				s.log.Debug("stop after a failed start not delivered", "daemon", daemon, "dataflow", id, "error", err)
+			}
+		}()
+	}
+}

@@ -1,0 +1,243 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/doractl/doractl/client"
+	"github.com/doractl/doractl/proto"
+)
+
+const twoNodes = `nodes:
+  - id: source
+    path: ./source
+    inputs:
+      tick: dora/timer/millis/100
+    outputs:
+      - data
+  - id: sink
+    path: ./sink
+    inputs:
+      data: source/data
+`
+
+func startDF(t *testing.T, ts *testServer, name, yaml string) *proto.APIStartReply {
+	t.Helper()
+	rep, err := ts.cl.Start(ctxT(t, 10*time.Second), proto.APIStartRequest{
+		Name: name, Descriptor: yaml, Path: "dataflow.yml", WorkingDir: "/work/df",
+	})
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	return rep
+}
+
+// waitStatus waits until the dataflow has the status and every node one of nodeStatus.
+func waitStatus(t *testing.T, ts *testServer, ref, status, nodeStatus string) proto.Dataflow {
+	t.Helper()
+	var d *proto.Dataflow
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		var err error
+		d, err = ts.cl.Get(context.Background(), ref)
+		if err != nil {
+			return err
+		}
+		if d.Status != status {
+			return fmt.Errorf("status %s, want %s", d.Status, status)
+		}
+		for _, n := range d.Nodes {
+			if n.Status != nodeStatus {
+				return fmt.Errorf("node %s is %s, want %s", n.ID, n.Status, nodeStatus)
+			}
+		}
+		return nil
+	})
+	return *d
+}
+
+func TestStartListRunning(t *testing.T) {
+	ts := startServer(t, nil)
+	f := newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a", machine: "robot-a"})
+	rep := startDF(t, ts, "demo", twoNodes)
+	if rep.Name != "demo" || rep.ID == "" {
+		t.Fatalf("start reply %+v", rep)
+	}
+	d := waitStatus(t, ts, "demo", proto.DataflowRunning, proto.NodeRunning)
+	if len(d.Nodes) != 2 || d.Nodes[0].Daemon != "daemon-a" || d.Nodes[0].Machine != "robot-a" {
+		t.Fatalf("nodes %+v", d.Nodes)
+	}
+	list, err := ts.cl.List(context.Background())
+	if err != nil || len(list) != 1 || list[0].ID != rep.ID {
+		t.Fatalf("list = %+v, %v", list, err)
+	}
+
+	spawns := f.spawnRequests()
+	if len(spawns) != 1 || len(spawns[0].Nodes) != 2 {
+		t.Fatalf("spawns %+v", spawns)
+	}
+	sp := spawns[0]
+	if sp.Placement["source"] != "daemon-a" || sp.DaemonAddrs["daemon-a"] == "" {
+		t.Errorf("placement %v, addrs %v", sp.Placement, sp.DaemonAddrs)
+	}
+	src := sp.Nodes[0]
+	if src.Path != "/work/df/source" || src.WorkingDir != "/work/df" {
+		t.Errorf("source spec path %q wd %q", src.Path, src.WorkingDir)
+	}
+	if len(src.Inputs) != 1 || src.Inputs[0].Timer != 100*time.Millisecond {
+		t.Errorf("source inputs %+v", src.Inputs)
+	}
+	sink := sp.Nodes[1]
+	if len(sink.Inputs) != 1 || sink.Inputs[0].Node != "source" || sink.Inputs[0].Output != "data" || sink.Inputs[0].QueueSize != 10 {
+		t.Errorf("sink inputs %+v", sink.Inputs)
+	}
+
+	// The name is taken while the dataflow runs.
+	_, err = ts.cl.Start(context.Background(), proto.APIStartRequest{Name: "demo", Descriptor: twoNodes})
+	if client.StatusOf(err) != http.StatusConflict {
+		t.Errorf("second start with the same name: %v (status %d), want 409", err, client.StatusOf(err))
+	}
+	// Without a name one is generated.
+	rep2 := startDF(t, ts, "", twoNodes)
+	if rep2.Name == "" || rep2.Name == "demo" {
+		t.Errorf("generated name %q", rep2.Name)
+	}
+}
+
+func TestStartBadDescriptor(t *testing.T) {
+	ts := startServer(t, nil)
+	newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a"})
+	bad := "nodes:\n  - id: a\n    path: ./a\n    inputs:\n      x: [unclosed\n"
+	_, err := ts.cl.Start(context.Background(), proto.APIStartRequest{Descriptor: bad, Path: "flow.yml"})
+	if client.StatusOf(err) != http.StatusBadRequest {
+		t.Fatalf("bad yaml: %v (status %d), want 400", err, client.StatusOf(err))
+	}
+	if !strings.Contains(err.Error(), "flow.yml:") {
+		t.Errorf("error %q does not name the file and line", err)
+	}
+	t.Logf("bad yaml: %v", err)
+
+	unknownInput := "nodes:\n  - id: a\n    path: ./a\n    inputs:\n      x: nowhere/out\n"
+	_, err = ts.cl.Start(context.Background(), proto.APIStartRequest{Descriptor: unknownInput, Path: "flow.yml"})
+	if client.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "flow.yml:5") {
+		t.Errorf("unknown input source: %v, want 400 at flow.yml:5", err)
+	}
+	list, _ := ts.cl.List(context.Background())
+	if len(list) != 0 {
+		t.Errorf("a rejected descriptor was recorded: %+v", list)
+	}
+}
+
+func TestPlacement(t *testing.T) {
+	ts := startServer(t, nil)
+	_, err := ts.cl.Start(context.Background(), proto.APIStartRequest{Descriptor: twoNodes})
+	if client.StatusOf(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "no daemon connected") {
+		t.Fatalf("start without daemons: %v, want 503 no daemon connected", err)
+	}
+
+	a := newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a", machine: "robot-a", labels: map[string]string{"gpu": "true"}})
+	b := newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-b", machine: "robot-b"})
+
+	onMissing := "nodes:\n  - id: cam\n    path: ./cam\n    deploy:\n      machine: robot-z\n"
+	_, err = ts.cl.Start(context.Background(), proto.APIStartRequest{Descriptor: onMissing})
+	if client.StatusOf(err) != http.StatusBadRequest {
+		t.Fatalf("unknown machine: %v, want 400", err)
+	}
+	for _, want := range []string{`node "cam"`, `"robot-z"`, "robot-a", "robot-b"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("placement error %q does not mention %s", err, want)
+		}
+	}
+
+	badLabels := "nodes:\n  - id: det\n    path: ./det\n    deploy:\n      labels:\n        gpu: \"false\"\n"
+	_, err = ts.cl.Start(context.Background(), proto.APIStartRequest{Descriptor: badLabels})
+	if client.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "gpu=false") {
+		t.Errorf("unmatched labels: %v, want 400 naming gpu=false", err)
+	}
+	if n := len(a.spawnRequests()) + len(b.spawnRequests()); n != 0 {
+		t.Fatalf("%d spawns sent for unplaceable dataflows", n)
+	}
+
+	mixed := `nodes:
+  - id: det
+    path: ./det
+    deploy:
+      labels:
+        gpu: "true"
+  - id: arm
+    path: ./arm
+    _unstable_deploy:
+      machine: robot-b
+  - id: free
+    path: ./free
+`
+	startDF(t, ts, "mixed", mixed)
+	d := waitStatus(t, ts, "mixed", proto.DataflowRunning, proto.NodeRunning)
+	got := map[string]string{}
+	for _, n := range d.Nodes {
+		got[n.ID] = n.Daemon
+	}
+	// "free" has no deploy: neither daemon is on the coordinator's machine, so the first by name.
+	want := map[string]string{"det": "daemon-a", "arm": "daemon-b", "free": "daemon-a"}
+	for id, daemon := range want {
+		if got[id] != daemon {
+			t.Errorf("node %s on %q, want %q", id, got[id], daemon)
+		}
+	}
+	if len(a.spawnRequests()) != 1 || len(b.spawnRequests()) != 1 {
+		t.Errorf("spawns: a %d, b %d", len(a.spawnRequests()), len(b.spawnRequests()))
+	}
+}
+
+func TestPlacementPrefersOwnMachine(t *testing.T) {
+	ts := startServer(t, nil)
+	newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a", machine: "robot-a"})
+	newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-local", machine: "coordinator-host"})
+	startDF(t, ts, "local", twoNodes)
+	d := waitStatus(t, ts, "local", proto.DataflowRunning, proto.NodeRunning)
+	for _, n := range d.Nodes {
+		if n.Daemon != "daemon-local" {
+			t.Errorf("node %s on %s, want daemon-local", n.ID, n.Daemon)
+		}
+	}
+}
+
+func TestStartFailureStopsWhatWasSpawned(t *testing.T) {
+	ts := startServer(t, nil)
+	good := newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a", machine: "robot-a"})
+	newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-b", machine: "robot-b", failSpawn: "cannot run ./arm: no such file"})
+	yaml := `nodes:
+  - id: cam
+    path: ./cam
+    deploy:
+      machine: robot-a
+  - id: arm
+    path: ./arm
+    deploy:
+      machine: robot-b
+`
+	_, err := ts.cl.Start(context.Background(), proto.APIStartRequest{Name: "broken", Descriptor: yaml})
+	if client.StatusOf(err) != http.StatusBadGateway || !strings.Contains(err.Error(), `daemon "daemon-b"`) ||
+		!strings.Contains(err.Error(), "cannot run ./arm") {
+		t.Fatalf("start with a failing daemon: %v (status %d)", err, client.StatusOf(err))
+	}
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		stops := good.stopRequests()
+		if len(stops) != 1 || !stops[0].Force {
+			return fmt.Errorf("stops on the daemon that spawned: %+v", stops)
+		}
+		return nil
+	})
+	d, err := ts.cl.Get(context.Background(), "broken")
+	if err != nil || d.Status != proto.DataflowFailed || !strings.HasPrefix(d.Reason, "start failed: ") {
+		t.Fatalf("after a failed start: %+v %v", d, err)
+	}
+	// The name is free again.
+	newYAML := strings.ReplaceAll(yaml, "robot-b", "robot-a")
+	if _, err := ts.cl.Start(context.Background(), proto.APIStartRequest{Name: "broken", Descriptor: newYAML}); err != nil {
+		t.Errorf("start again: %v", err)
+	}
+}

@@ -1,0 +1,75 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/doractl/doractl/proto"
+)
+
+// controlIdleTimeout closes control-listener links that carry nothing.
+const controlIdleTimeout = 30 * time.Second
+
+// serveControl accepts links on the daemon's own listener. The coordinator connects to tell
+// a dead daemon (refused) from a slow one, and may ping; daemon<->daemon requests will be
+// served here.
+func (d *Daemon) serveControl(ln net.Listener) {
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || d.bg.Err() != nil {
+				return
+			}
+			d.log.Warn("accept on control listener", "error", err)
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-d.bg.Done():
+				return
+			}
+			continue
+		}
+		conn := proto.NewConn(nc, proto.Options{
+			IdleTimeout: controlIdleTimeout,
+			OnRequest: func(context.Context, string, proto.Body) (any, error) {
+				return nil, fmt.Errorf("daemon %s serves no requests on its control listener", d.cfg.Name)
+			},
+			Logger: d.log.Named("control"),
+		})
+		go func() {
+			select {
+			case <-conn.Done():
+			case <-d.bg.Done():
+				_ = conn.Close()
+			}
+		}()
+	}
+}
+
+// advertised turns a bound address into one others can dial: an unspecified host becomes
+// advertise (or 127.0.0.1).
+func advertised(addr net.Addr, advertise string) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = advertise
+		if host == "" {
+			host = "127.0.0.1"
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// unspecifiedHost reports whether a bound address listens on every interface.
+func unspecifiedHost(addr net.Addr) bool {
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || ip.IsUnspecified()
+}

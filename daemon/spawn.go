@@ -1,0 +1,173 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/doractl/doractl/proto"
+)
+
+// startDataflow starts the dataflow's timers and then its nodes, in order. It runs on its
+// own goroutine: the spawn request was acknowledged already and progress is reported with
+// node status events.
+func (d *Daemon) startDataflow(df *dataflow) {
+	startTimers(df.ctx, df.router.timerRoutes())
+	for _, n := range df.list() {
+		d.startNode(n)
+	}
+}
+
+// startNode spawns one node's process (or, for a dynamic node, starts waiting for it).
+// A node that cannot be started ends as failed; the daemon carries on.
+func (d *Daemon) startNode(n *localNode) {
+	df := n.df
+	df.mu.Lock()
+	switch {
+	case n.final:
+		df.mu.Unlock()
+		return
+	case df.stopping:
+		d.finish(n, proto.NodeStopped, "stopped (before start)", 0, "")
+		df.mu.Unlock()
+		d.nodeGone(n)
+		return
+	case n.dynamic:
+		d.setStatus(n, proto.NodeWaiting)
+		df.mu.Unlock()
+		return
+	}
+	n.starting = true
+	df.mu.Unlock()
+
+	cmd, logf, err := d.command(n)
+	if err == nil {
+		err = cmd.Start()
+		if err != nil {
+			err = fmt.Errorf("start %s: %w", cmd.Path, err)
+		}
+	}
+	if err != nil {
+		if logf != nil {
+			fmt.Fprintf(logf, "doractl: node %s could not be started: %v\n", n.spec.ID, err)
+			_ = logf.Close()
+		}
+		d.log.Warn("node could not be started", "dataflow", df.id, "node", n.spec.ID, "error", err)
+		df.mu.Lock()
+		n.starting = false
+		d.finish(n, proto.NodeFailed, fmt.Sprintf("failed (spawn: %v)", err), -1, "")
+		df.mu.Unlock()
+		d.nodeGone(n)
+		return
+	}
+
+	pid := cmd.Process.Pid
+	start, serr := procStartTime(pid)
+	if serr != nil {
+		d.log.Debug("no start time for node process", "pid", pid, "error", serr)
+	}
+	d.pids.add(nodeRecord{
+		Dataflow: df.id, Node: n.spec.ID, PID: pid, PGID: pid, StartTime: start, Epoch: d.epoch,
+	})
+	df.mu.Lock()
+	n.starting = false
+	n.cmd, n.pid, n.logFile = cmd, pid, logf
+	d.setStatus(n, proto.NodeRunning)
+	forced := n.killOutcome != ""
+	df.mu.Unlock()
+	d.log.Info("node started", "dataflow", df.id, "node", n.spec.ID, "pid", pid)
+	if forced {
+		_ = killGroup(pid, syscall.SIGKILL) // a force stop arrived while it was starting
+	}
+	go d.supervise(n, cmd, logf)
+}
+
+// command builds the process of a node: its own process group, output appended to its
+// log file, the daemon's environment plus the node's and the DORACTL_* variables.
+func (d *Daemon) command(n *localNode) (*exec.Cmd, *os.File, error) {
+	spec := n.spec
+	if err := os.MkdirAll(filepath.Dir(n.logPath), 0o755); err != nil {
+		return nil, nil, fmt.Errorf("log folder: %w", err)
+	}
+	logf, err := os.OpenFile(n.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open log: %w", err)
+	}
+	if spec.WorkingDir != "" {
+		st, err := os.Stat(spec.WorkingDir)
+		if err != nil {
+			return nil, logf, fmt.Errorf("working directory: %w", err)
+		}
+		if !st.IsDir() {
+			return nil, logf, fmt.Errorf("working directory %s is not a directory", spec.WorkingDir)
+		}
+	}
+	var path string
+	var args []string
+	if spec.Path == "shell" {
+		sh, err := exec.LookPath("sh")
+		if err != nil {
+			sh = "/bin/sh"
+		}
+		path, args = sh, []string{"-c", strings.Join(spec.Args, " ")}
+	} else {
+		p, err := resolveExecutable(spec.Path, spec.WorkingDir)
+		if err != nil {
+			return nil, logf, err
+		}
+		path, args = p, spec.Args
+	}
+	env := os.Environ()
+	for k, v := range spec.Env {
+		env = append(env, k+"="+v)
+	}
+	env = append(env,
+		proto.EnvDaemonAddr+"=unix:"+d.sockPath,
+		proto.EnvDataflowID+"="+n.df.id,
+		proto.EnvNodeID+"="+spec.ID,
+		proto.EnvNodeToken+"="+n.token,
+	)
+	cmd := &exec.Cmd{
+		Path:        path,
+		Args:        append([]string{path}, args...),
+		Dir:         spec.WorkingDir,
+		Env:         env,
+		Stdout:      logf,
+		Stderr:      logf,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	return cmd, logf, nil
+}
+
+// resolveExecutable finds a node's executable: paths with a slash are taken relative to
+// the working directory, bare names are looked up in PATH.
+func resolveExecutable(p, wd string) (string, error) {
+	if p == "" {
+		return "", errors.New("node has no path")
+	}
+	if !strings.Contains(p, "/") {
+		found, err := exec.LookPath(p)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", p, err)
+		}
+		return found, nil
+	}
+	if !filepath.IsAbs(p) && wd != "" {
+		p = filepath.Join(wd, p)
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("executable: %w", err)
+	}
+	if st.IsDir() {
+		return "", fmt.Errorf("executable %s is a directory", p)
+	}
+	if st.Mode()&0o111 == 0 {
+		return "", fmt.Errorf("executable %s is not executable (mode %v)", p, st.Mode().Perm())
+	}
+	return p, nil
+}
