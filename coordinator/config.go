@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/doractl/doractl/cluster"
 	"github.com/doractl/doractl/proto"
 )
 
@@ -29,6 +30,8 @@ type Config struct {
 	AdvertiseAddr string
 	// Profile is the gossip timing profile (see cluster.ProfileNames).
 	Profile string
+	// GossipOverrides changes some of the profile's settings (config file `gossip:`).
+	GossipOverrides cluster.Overrides
 	// SecretKey is the optional gossip encryption key (16, 24 or 32 bytes).
 	SecretKey []byte
 
@@ -37,6 +40,9 @@ type Config struct {
 	// Machine is the machine id of the coordinator's host; nodes without a deploy section
 	// go to the daemon on this machine when there is one.
 	Machine string
+	// DefaultMachine, when set, is the machine id nodes without a deploy section go to
+	// (instead of the coordinator's own machine); start fails if no daemon runs there.
+	DefaultMachine string
 	// DataDir holds the store (coordinator.db); "" keeps everything in memory.
 	DataDir string
 
@@ -82,12 +88,16 @@ func DefaultConfig() *Config {
 		AdvertiseAddr: "",
 		// Timings measured for a LAN.
 		Profile: "lan",
+		// The profile as built in.
+		GossipOverrides: cluster.Overrides{},
 		// Gossip in clear text.
 		SecretKey: nil,
 		// One coordinator per fleet: a fixed, readable name.
 		Name: "coordinator",
 		// The host name identifies the machine.
 		Machine: host,
+		// Nodes without a deploy section go to the coordinator's machine.
+		DefaultMachine: "",
 		// The XDG state folder, so a restarted coordinator remembers its dataflows.
 		DataDir: defaultDataDir(),
 		// dora 0.4's grace period.

@@ -40,6 +40,7 @@ type fakeDaemon struct {
 	spawns  []proto.SpawnRequest
 	stops   []proto.StopRequest
 	kills   []proto.KillRequest
+	deaths  []proto.DaemonDead
 	destroy int
 	logs    map[string][]byte // "df/node" -> log
 	// logsOpen makes logs requests long-poll and never report the end of the log.
@@ -207,6 +208,15 @@ func (f *fakeDaemon) handle(ctx context.Context, typ string, body proto.Body) (a
 		f.kills = append(f.kills, req)
 		f.mu.Unlock()
 		return proto.Ack{OK: true}, nil
+	case proto.TypeDaemonDead:
+		var req proto.DaemonDead
+		if err := body.Decode(&req); err != nil {
+			return nil, err
+		}
+		f.mu.Lock()
+		f.deaths = append(f.deaths, req)
+		f.mu.Unlock()
+		return proto.Ack{OK: true}, nil
 	case proto.TypeDestroy:
 		f.mu.Lock()
 		f.destroy++
@@ -260,6 +270,12 @@ func (f *fakeDaemon) stopRequests() []proto.StopRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]proto.StopRequest(nil), f.stops...)
+}
+
+func (f *fakeDaemon) deathNotices() []proto.DaemonDead {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]proto.DaemonDead(nil), f.deaths...)
 }
 
 func (f *fakeDaemon) spawnRequests() []proto.SpawnRequest {

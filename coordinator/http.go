@@ -71,7 +71,7 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	rep, err := s.startDataflow(r.Context(), req)
+	rep, err := s.StartDataflow(r.Context(), req)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -80,17 +80,15 @@ func (s *Server) handleStart(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleList(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.reg.list())
+	writeJSON(w, http.StatusOK, s.Dataflows())
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
-	ref := r.PathValue("ref")
-	id, ok := s.reg.lookup(ref)
-	if !ok {
-		writeError(w, newAPIError(http.StatusNotFound, "no dataflow %q", ref))
+	d, err := s.Dataflow(r.PathValue("ref"))
+	if err != nil {
+		writeError(w, err)
 		return
 	}
-	d, _ := s.reg.view(id)
 	writeJSON(w, http.StatusOK, d)
 }
 
@@ -100,7 +98,7 @@ func (s *Server) handleStop(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	rep, err := s.stopDataflow(r.Context(), r.PathValue("ref"), req)
+	rep, err := s.StopDataflow(r.Context(), r.PathValue("ref"), req)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -49,7 +49,7 @@ func newLiveness(cfg *Config, controlAddr string, check func(ctx context.Context
 
 // createRing joins the coordinator to the gossip ring; daemons join it here.
 func createRing(cfg *Config, controlAddr string) (*cluster.Ring, error) {
-	prof, err := cluster.ProfileByName(cfg.Profile)
+	prof, err := cluster.ResolveProfile(cfg.Profile, cfg.GossipOverrides)
 	if err != nil {
 		return nil, fmt.Errorf("gossip profile: %w", err)
 	}

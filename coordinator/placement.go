@@ -20,8 +20,9 @@ var errNoDaemon = errors.New("no daemon connected")
 //   - deploy.machine must equal the daemon's machine id, and deploy.labels must all be
 //     among the daemon's labels (the dataflow-level deploy section applies to nodes that
 //     set neither);
-//   - a node with neither goes to the daemon on the coordinator's own machine if there is
-//     one, else to the only daemon, else to the first alive daemon by name.
+//   - a node with neither goes to the daemon on Config.DefaultMachine when that is set
+//     (and nowhere else), else to the daemon on the coordinator's own machine if there is
+//     one, else to the first alive daemon by name.
 //
 // Nothing is spawned when any node cannot be placed: the error names every such node and
 // lists the machines that exist.
@@ -36,6 +37,9 @@ func (s *Server) place(desc *dataflow.Descriptor) (map[string]*session, error) {
 		dep := n.Deploy
 		if dep.Machine == "" && len(dep.Labels) == 0 {
 			dep.Machine, dep.Labels = desc.Deploy.Machine, desc.Deploy.Labels
+		}
+		if dep.Machine == "" && len(dep.Labels) == 0 && s.cfg.DefaultMachine != "" {
+			dep.Machine = s.cfg.DefaultMachine
 		}
 		sess := s.pick(cands, dep)
 		if sess == nil {

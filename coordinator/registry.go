@@ -206,9 +206,15 @@ func (r *registry) applyStatus(daemon string, ns proto.NodeStatus) (statusResult
 		return statusIgnored, "unknown node"
 	case n.Daemon != daemon:
 		return statusIgnored, fmt.Sprintf("node is placed on daemon %q", n.Daemon)
-	case n.final() && (!n.Inferred || d.final()):
+	case n.final() && !n.Inferred:
 		return statusIgnored, "node already has an outcome: " + n.outcomeText()
+	case n.final() && !proto.IsFinal(ns.Status):
+		// An inferred outcome is replaced by a real one only: a stale "running" does not
+		// revive the node (its dataflow's nodes are fenced when they still run).
+		return statusIgnored, "node already has an inferred outcome: " + n.outcomeText()
 	}
+	// A daemon-reported final status replaces an inferred one, even when the inferred
+	// outcome had made the dataflow final: the dataflow's outcome is derived again.
 	n.Status = ns.Status
 	n.Outcome = ns.Outcome
 	if n.Outcome == "" {

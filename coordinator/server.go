@@ -267,6 +267,7 @@ func (s *Server) controlCheck(ctx context.Context, name string) error {
 // daemonDead resolves every node without an outcome on a dead (or departed) daemon to
 // lost, at once, and fences the daemon's link if it is somehow still open.
 func (s *Server) daemonDead(d death) {
+	s.notifyDaemonDead(d)
 	changed := s.reg.resolveDaemon(d.Daemon, proto.NodeLost, d.outcome())
 	if len(changed) > 0 {
 		s.log.Warn("daemon gone: its nodes are lost", "daemon", d.Daemon, "verdict", d.Verdict,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -95,7 +96,44 @@ func (s *Server) spawnRequests(rec *dataflowRec, desc *dataflow.Descriptor, plac
 		}
 		job.req.Nodes = append(job.req.Nodes, nodeSpec(desc, n, wd))
 	}
+	for daemon, subs := range remoteSubscriptions(desc, placement) {
+		if job := jobs[daemon]; job != nil {
+			job.req.Subscriptions = subs
+		}
+	}
 	return jobs
+}
+
+// remoteSubscriptions lists, per producer daemon, the outputs of its nodes that have
+// consumers on other daemons, and those daemons: each such output is sent once to each.
+func remoteSubscriptions(desc *dataflow.Descriptor, placement map[string]string) map[string][]proto.RemoteSubscription {
+	type key struct{ node, output string }
+	daemons := map[key][]string{}
+	var order []key
+	for _, n := range desc.Nodes {
+		for _, in := range n.Inputs {
+			if in.Source.Kind != dataflow.SourceNode {
+				continue
+			}
+			src, dst := placement[in.Source.Node], placement[n.ID]
+			if src == "" || src == dst {
+				continue
+			}
+			k := key{in.Source.Node, in.Source.Output}
+			if _, ok := daemons[k]; !ok {
+				order = append(order, k)
+			}
+			if !slices.Contains(daemons[k], dst) {
+				daemons[k] = append(daemons[k], dst)
+			}
+		}
+	}
+	out := map[string][]proto.RemoteSubscription{}
+	for _, k := range order {
+		src := placement[k.node]
+		out[src] = append(out[src], proto.RemoteSubscription{Node: k.node, Output: k.output, Daemons: daemons[k]})
+	}
+	return out
 }
 
 // nodeSpec is what a daemon needs to run node n.

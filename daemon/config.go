@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/doractl/doractl/cluster"
 	"github.com/doractl/doractl/proto"
 )
 
@@ -31,8 +32,11 @@ type Config struct {
 	Dial func(ctx context.Context) (net.Conn, error)
 
 	// ListenAddr is the daemon's own TCP listener: the coordinator probes it to tell a dead
-	// process (connection refused) from a slow one; later daemon<->daemon links use it.
+	// process (connection refused) from a slow one; peer daemons dial it for daemon<->daemon links.
 	ListenAddr string
+	// NoControlListener binds no ListenAddr: for a lone in-process daemon (doractl run)
+	// that needs no probes and no daemon<->daemon links. Requires Gossip off.
+	NoControlListener bool
 	// AdvertiseAddr is the host advertised for ListenAddr when it binds every interface.
 	AdvertiseAddr string
 	// NodeListenAddr is the TCP listener dynamic nodes connect to; "" disables it.
@@ -45,6 +49,8 @@ type Config struct {
 	GossipPort     int
 	// Profile names the ring's timing profile (lan, wan, local, flaky).
 	Profile string
+	// GossipOverrides changes some of the profile's settings (config file `gossip:`).
+	GossipOverrides cluster.Overrides
 	// SecretKey encrypts gossip when set (16, 24 or 32 bytes).
 	SecretKey []byte
 	// Seeds are extra gossip addresses to join besides the ones the coordinator gives.
@@ -68,8 +74,18 @@ type Config struct {
 	// waiting for grace periods: the CLI cancels it on a second signal. Optional.
 	ForceCtx context.Context
 
-	// Remote carries outputs of local nodes to subscribers on other daemons. Optional.
+	// NodeParentDeathSignal makes the kernel SIGKILL every spawned node process when the
+	// daemon process dies, even by kill -9 (Linux PR_SET_PDEATHSIG; see pdeath.go). For
+	// in-process runs (doractl run), where nodes must not outlive the CLI. Grandchildren a
+	// node starts itself are not covered.
+	NodeParentDeathSignal bool
+
+	// Remote carries outputs of local nodes to subscribers on other daemons. Nil: the
+	// daemon's own daemon<->daemon links (to the peers' ListenAddr); NoRemote{}: none.
 	Remote RemoteSink
+	// RemoteQueueSize bounds the send queue of each daemon<->daemon link, in messages;
+	// when it is full the oldest message is dropped, the producer never waits.
+	RemoteQueueSize int
 
 	// Logger receives the daemon's logs.
 	Logger hclog.Logger
@@ -96,6 +112,8 @@ func DefaultConfig() *Config {
 		Dial: nil,
 		// Any free port on every interface.
 		ListenAddr: "0.0.0.0:0",
+		// Bind it.
+		NoControlListener: false,
 		// The ring's host when gossip runs, else 127.0.0.1.
 		AdvertiseAddr: "",
 		// dora's dynamic-node port, reachable from this machine only.
@@ -108,6 +126,8 @@ func DefaultConfig() *Config {
 		GossipPort: 0,
 		// The LAN timing profile.
 		Profile: "lan",
+		// The profile as built in.
+		GossipOverrides: cluster.Overrides{},
 		// Gossip in clear text.
 		SecretKey: nil,
 		// Only the addresses the coordinator gives.
@@ -124,8 +144,12 @@ func DefaultConfig() *Config {
 		ReconnectMax: 5 * time.Second,
 		// Grace periods are only cut short by Force.
 		ForceCtx: nil,
-		// Only local subscribers (NoRemote).
+		// Nodes outlive a daemon crash; the next daemon kills them as orphans.
+		NodeParentDeathSignal: false,
+		// Daemon<->daemon links, dialed on demand.
 		Remote: nil,
+		// A few seconds of a 100 Hz output per peer while a link is down.
+		RemoteQueueSize: defaultRemoteQueueSize,
 		// Info and above to stderr.
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "daemon", Level: hclog.Info}),
 	}
@@ -160,6 +184,9 @@ func (c *Config) check() error {
 	if c.ListenAddr == "" {
 		c.ListenAddr = d.ListenAddr
 	}
+	if c.NoControlListener && c.Gossip {
+		return errors.New("daemon config: NoControlListener requires Gossip off (the ring advertises the control address)")
+	}
 	if c.Profile == "" {
 		c.Profile = d.Profile
 	}
@@ -181,8 +208,8 @@ func (c *Config) check() error {
 	if c.ReconnectMax < c.ReconnectMin {
 		c.ReconnectMax = max(d.ReconnectMax, c.ReconnectMin)
 	}
-	if c.Remote == nil {
-		c.Remote = NoRemote{}
+	if c.RemoteQueueSize <= 0 {
+		c.RemoteQueueSize = d.RemoteQueueSize
 	}
 	if c.Logger == nil {
 		c.Logger = d.Logger

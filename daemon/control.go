@@ -1,9 +1,7 @@
 package daemon
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net"
 	"time"
 
@@ -14,8 +12,8 @@ import (
 const controlIdleTimeout = 30 * time.Second
 
 // serveControl accepts links on the daemon's own listener. The coordinator connects to tell
-// a dead daemon (refused) from a slow one, and may ping; daemon<->daemon requests will be
-// served here.
+// a dead daemon (refused) from a slow one, and may ping; peer daemons forward their nodes'
+// outputs here (daemonlink.go).
 func (d *Daemon) serveControl(ln net.Listener) {
 	for {
 		nc, err := ln.Accept()
@@ -33,10 +31,9 @@ func (d *Daemon) serveControl(ln net.Listener) {
 		}
 		conn := proto.NewConn(nc, proto.Options{
 			IdleTimeout: controlIdleTimeout,
-			OnRequest: func(context.Context, string, proto.Body) (any, error) {
-				return nil, fmt.Errorf("daemon %s serves no requests on its control listener", d.cfg.Name)
-			},
-			Logger: d.log.Named("control"),
+			OnRequest:   d.onPeerRequest,
+			OnEvent:     d.onPeerEvent,
+			Logger:      d.log.Named("control"),
 		})
 		go func() {
 			select {

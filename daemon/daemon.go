@@ -55,6 +55,7 @@ type Daemon struct {
 
 	mu        sync.Mutex
 	dataflows map[string]*dataflow
+	links     *links // daemon<->daemon links (nil with Config.Remote set)
 	shutting  bool
 	sess      *proto.Conn
 }
@@ -89,6 +90,9 @@ func New(cfg *Config) (*Daemon, error) {
 	d.log = c.Logger.With("daemon", c.Name)
 	d.bg, d.bgCancel = context.WithCancel(context.Background())
 	d.out = newOutbox(d.log.Named("status"))
+	if c.Remote == nil {
+		d.links = newLinks(d.bg, &c, d.epoch, d.log.Named("links"))
+	}
 	if err := d.open(); err != nil {
 		d.Close()
 		return nil, err
@@ -113,10 +117,12 @@ func (d *Daemon) open() error {
 	}
 	d.pids = newPidStore(nodesFile, d.log)
 
-	if d.ctlLn, err = net.Listen("tcp", d.cfg.ListenAddr); err != nil {
-		return fmt.Errorf("control listener on %s: %w", d.cfg.ListenAddr, err)
+	if !d.cfg.NoControlListener {
+		if d.ctlLn, err = net.Listen("tcp", d.cfg.ListenAddr); err != nil {
+			return fmt.Errorf("control listener on %s: %w", d.cfg.ListenAddr, err)
+		}
+		d.ctlAddr = advertised(d.ctlLn.Addr(), d.cfg.AdvertiseAddr)
 	}
-	d.ctlAddr = advertised(d.ctlLn.Addr(), d.cfg.AdvertiseAddr)
 
 	d.sockPath = socketPath(d.dir)
 	_ = os.Remove(d.sockPath) // a socket left by a crash; the lock says it is ours
@@ -147,7 +153,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return errors.New("daemon: Run called twice")
 	}
 	defer d.Close()
-	go d.serveControl(d.ctlLn)
+	if d.ctlLn != nil {
+		go d.serveControl(d.ctlLn)
+	}
 	go d.serveNodes(d.sockLn)
 	if d.nodeLn != nil {
 		go d.serveNodes(d.nodeLn)
@@ -277,6 +285,9 @@ func (d *Daemon) allDataflows() []*dataflow {
 // ended dataflows beyond maxEndedDataflows.
 func (d *Daemon) dataflowEnded(df *dataflow) {
 	d.log.Info("dataflow ended on this daemon", "dataflow", df.id)
+	if d.links != nil {
+		d.links.removeDataflow(df.id)
+	}
 	type ended struct {
 		id string
 		at time.Time

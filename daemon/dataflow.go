@@ -65,7 +65,7 @@ func (d *Daemon) newDataflow(req *proto.SpawnRequest) *dataflow {
 		ctx:    ctx,
 		cancel: cancel,
 		nodes:  map[string]*localNode{},
-		router: newRouter(req.DataflowID, req.Nodes, req.Placement, d.cfg.Name, d.cfg.Remote, d.log.With("dataflow", req.DataflowID)),
+		router: newRouter(req.DataflowID, req.Nodes, req.Placement, d.cfg.Name, d.remoteSink(), d.log.With("dataflow", req.DataflowID)),
 	}
 	for _, s := range req.Nodes {
 		n := &localNode{

@@ -44,6 +44,8 @@ func (d *Daemon) onCoordinatorRequest(ctx context.Context, typ string, body prot
 		d.log.Warn("coordinator fences dataflows: killing their nodes", "dataflows", req.DataflowIDs)
 		d.killDataflows(req.DataflowIDs, outcomeFenced)
 		return &proto.Ack{OK: true}, nil
+	case proto.TypeDaemonDead:
+		return d.handleDaemonDead(body)
 	case proto.TypeDestroy:
 		var req proto.DestroyRequest
 		if err := body.Decode(&req); err != nil {
@@ -78,6 +80,9 @@ func (d *Daemon) handleSpawn(req *proto.SpawnRequest) (*proto.Ack, error) {
 	}
 	df := d.newDataflow(req)
 	d.dataflows[req.DataflowID] = df
+	if d.links != nil {
+		d.links.addDataflow(req, df.router)
+	}
 	d.mu.Unlock()
 	d.log.Info("spawning dataflow", "dataflow", req.DataflowID, "name", req.Name, "nodes", len(req.Nodes))
 	go d.startDataflow(df)

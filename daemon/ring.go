@@ -22,7 +22,7 @@ const (
 
 // createRing starts this daemon's ring member; it joins the ring after registering.
 func (d *Daemon) createRing() error {
-	prof, err := cluster.ProfileByName(d.cfg.Profile)
+	prof, err := cluster.ResolveProfile(d.cfg.Profile, d.cfg.GossipOverrides)
 	if err != nil {
 		return fmt.Errorf("gossip profile: %w", err)
 	}

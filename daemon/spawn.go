@@ -44,6 +44,19 @@ func (d *Daemon) startNode(n *localNode) {
 	n.starting = true
 	df.mu.Unlock()
 
+	if d.cfg.NodeParentDeathSignal {
+		d.spawnLocked(n)
+		return
+	}
+	if cmd, logf, ok := d.spawn(n); ok {
+		go d.supervise(n, cmd, logf)
+	}
+}
+
+// spawn starts a node's process and records it; false when it could not be started (the
+// node then has its outcome already). The caller supervises the process.
+func (d *Daemon) spawn(n *localNode) (*exec.Cmd, *os.File, bool) {
+	df := n.df
 	cmd, logf, err := d.command(n)
 	if err == nil {
 		err = cmd.Start()
@@ -62,7 +75,7 @@ func (d *Daemon) startNode(n *localNode) {
 		d.finish(n, proto.NodeFailed, fmt.Sprintf("failed (spawn: %v)", err), -1, "")
 		df.mu.Unlock()
 		d.nodeGone(n)
-		return
+		return nil, nil, false
 	}
 
 	pid := cmd.Process.Pid
@@ -83,7 +96,7 @@ func (d *Daemon) startNode(n *localNode) {
 	if forced {
 		_ = killGroup(pid, syscall.SIGKILL) // a force stop arrived while it was starting
 	}
-	go d.supervise(n, cmd, logf)
+	return cmd, logf, true
 }
 
 // command builds the process of a node: its own process group, output appended to its
@@ -138,7 +151,7 @@ func (d *Daemon) command(n *localNode) (*exec.Cmd, *os.File, error) {
 		Env:         env,
 		Stdout:      logf,
 		Stderr:      logf,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: d.parentDeathSignal()},
 	}
 	return cmd, logf, nil
 }

@@ -27,8 +27,12 @@ func Encode(v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Decode unmarshals msgpack data into v (a pointer).
+// Decode unmarshals msgpack data into v (a pointer). The Data of an Output or an Input
+// shares data's memory: data must not be modified afterwards.
 func Decode(data []byte, v any) error {
+	if decodeFast(data, v) {
+		return nil
+	}
 	if err := codec.NewDecoderBytes(data, newHandle()).Decode(v); err != nil {
 		return fmt.Errorf("msgpack decode %T: %w", v, err)
 	}

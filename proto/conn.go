@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -86,6 +87,8 @@ type Conn struct {
 	log  hclog.Logger
 
 	writeMu sync.Mutex
+	wbuf    []byte // frame head and tail buffers, reused under writeMu
+	wtail   []byte
 
 	mu      sync.Mutex
 	pending map[uint64]chan *envelope
@@ -183,12 +186,14 @@ func (c *Conn) readLoop() {
 			c.opts.OnClose(c.Err())
 		}
 	}()
+	// Small frames arrive several per read; big bodies bypass the buffer.
+	br := bufio.NewReaderSize(c.nc, readBufSize)
 	for {
 		if c.opts.IdleTimeout > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.IdleTimeout))
 		}
 		var frame []byte
-		frame, err = ReadFrame(c.nc, c.opts.MaxFrame)
+		frame, err = ReadFrame(br, c.opts.MaxFrame)
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -200,7 +205,7 @@ func (c *Conn) readLoop() {
 		}
 		c.lastRecv.Store(time.Now().UnixNano())
 		var env envelope
-		if derr := Decode(frame, &env); derr != nil {
+		if derr := decodeEnvelope(frame, &env); derr != nil {
 			err = fmt.Errorf("bad frame from %s: %w", c.nc.RemoteAddr(), derr)
 			return
 		}
@@ -243,6 +248,7 @@ func (c *Conn) dispatch(env *envelope) {
 
 func (c *Conn) serve(req *envelope) {
 	reply := &envelope{Kind: KindReply, ID: req.ID, Type: req.Type}
+	body := bodyParts{isNil: true}
 	if c.opts.OnRequest == nil {
 		reply.Err = fmt.Sprintf("no handler for request %q", req.Type)
 	} else {
@@ -250,15 +256,15 @@ func (c *Conn) serve(req *envelope) {
 		if err != nil {
 			reply.Err = err.Error()
 		} else if out != nil {
-			b, eerr := Encode(out)
+			b, eerr := encodeParts(out)
 			if eerr != nil {
 				reply.Err = eerr.Error()
 			} else {
-				reply.Body = b
+				body = b
 			}
 		}
 	}
-	if err := c.write(reply); err != nil {
+	if err := c.writeParts(reply, body); err != nil {
 		c.log.Debug("reply not sent", "type", req.Type, "error", err)
 	}
 }
@@ -273,11 +279,21 @@ func (c *Conn) callHandler(req *envelope) (out any, err error) {
 	return c.opts.OnRequest(c.ctx, req.Type, Body(req.Body))
 }
 
+// write sends an envelope whose body (env.Body) is already encoded.
 func (c *Conn) write(env *envelope) error {
-	b, err := Encode(env)
-	if err != nil {
-		return err
-	}
+	return c.writeParts(env, bodyParts{pre: env.Body, isNil: env.Body == nil})
+}
+
+const (
+	// readBufSize is the read buffer of a connection.
+	readBufSize = 64 << 10
+	// joinLimit: bodies with less data than this are copied into one write; bigger data
+	// goes to the socket as is, beside the envelope (writev).
+	joinLimit = 64 << 10
+)
+
+// writeParts sends one frame: env around body (env.Body is ignored).
+func (c *Conn) writeParts(env *envelope, body bodyParts) error {
 	c.mu.Lock()
 	closed, cerr := c.closed, c.err
 	c.mu.Unlock()
@@ -286,12 +302,28 @@ func (c *Conn) write(env *envelope) error {
 	}
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
-	if err := WriteFrame(c.nc, b, c.opts.MaxFrame); err != nil {
-		var fse *FrameSizeError
-		if errors.As(err, &fse) {
-			return err // the connection is still usable
+	head, tail := appendFrame(c.wbuf[:0], c.wtail[:0], env, &body)
+	defer func() {
+		if cap(head) <= joinLimit*2 {
+			c.wbuf, c.wtail = head[:0], tail[:0]
+		} else {
+			c.wbuf, c.wtail = nil, nil // do not keep a big buffer for one big message
 		}
+	}()
+	if size := len(head) - frameHeader + len(body.data) + len(tail); size > c.opts.MaxFrame {
+		return &FrameSizeError{Size: size, Max: c.opts.MaxFrame} // the connection is still usable
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+	var err error
+	if len(body.data) < joinLimit {
+		head = append(append(head, body.data...), tail...)
+		_, err = c.nc.Write(head)
+	} else {
+		bufs := net.Buffers{head, body.data, tail}
+		_, err = bufs.WriteTo(c.nc)
+	}
+	if err != nil {
+		err = fmt.Errorf("write frame: %w", err)
 		c.closeWith(err)
 		return err
 	}
@@ -313,7 +345,7 @@ func (c *Conn) Request(ctx context.Context, typ string, req any, resp any) error
 		ctx, cancel = context.WithTimeout(ctx, c.opts.RequestTimeout)
 		defer cancel()
 	}
-	body, err := encodeBody(req)
+	body, err := encodeParts(req)
 	if err != nil {
 		return err
 	}
@@ -332,7 +364,7 @@ func (c *Conn) Request(ctx context.Context, typ string, req any, resp any) error
 		delete(c.pending, id)
 		c.mu.Unlock()
 	}
-	if err := c.write(&envelope{Kind: KindRequest, ID: id, Type: typ, Body: body}); err != nil {
+	if err := c.writeParts(&envelope{Kind: KindRequest, ID: id, Type: typ}, body); err != nil {
 		forget()
 		return fmt.Errorf("send %s: %w", typ, err)
 	}
@@ -356,11 +388,11 @@ func (c *Conn) Request(ctx context.Context, typ string, req any, resp any) error
 
 // Notify sends a one-way event.
 func (c *Conn) Notify(typ string, msg any) error {
-	body, err := encodeBody(msg)
+	body, err := encodeParts(msg)
 	if err != nil {
 		return err
 	}
-	if err := c.write(&envelope{Kind: KindEvent, Type: typ, Body: body}); err != nil {
+	if err := c.writeParts(&envelope{Kind: KindEvent, Type: typ}, body); err != nil {
 		return fmt.Errorf("send %s: %w", typ, err)
 	}
 	return nil
@@ -405,11 +437,4 @@ func (c *Conn) keepAlive() {
 			cancel()
 		}
 	}
-}
-
-func encodeBody(v any) ([]byte, error) {
-	if v == nil {
-		return nil, nil
-	}
-	return Encode(v)
 }

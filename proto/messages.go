@@ -102,6 +102,9 @@ type SpawnRequest struct {
 	// and DaemonAddrs maps those daemons to their control address, for cross-daemon routing.
 	Placement   map[string]string `codec:"placement"`
 	DaemonAddrs map[string]string `codec:"daemons"`
+	// Subscriptions lists, for the outputs of this daemon's nodes, the other daemons that
+	// run their consumers: each of those outputs is forwarded once to each of them.
+	Subscriptions []RemoteSubscription `codec:"subs"`
 }
 
 // StopRequest asks a daemon to stop a dataflow's nodes.

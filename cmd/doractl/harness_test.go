@@ -48,6 +48,8 @@ func buildBinaries(dir string) error {
 		"rust-sink":         "../../examples/rust-dataflow/sink",
 		"rust-sink-dynamic": "../../examples/rust-dataflow/sink-dynamic",
 		"stubborn":          "../../examples/stubborn/ignore-stop",
+		"exit-code":         "../../examples/stubborn/exit-code",
+		"busy":              "../../examples/stubborn/busy",
 	}
 	for name, pkg := range builds {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
@@ -118,11 +120,20 @@ func (r result) String() string {
 // run runs the real doractl binary with this cluster's environment.
 func (e *env) run(args ...string) result {
 	e.t.Helper()
+	r, err := e.exec(args...)
+	if err != nil {
+		e.t.Fatalf("doractl %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// exec is run without failing the test: safe from any goroutine.
+func (e *env) exec(args ...string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "doractl"), args...)
 	cmd.Env = append(os.Environ(),
-		"DORACTL_STATE_DIR="+filepath.Join(e.dir, "state"),
+		"DORACTL_STATE_DIR="+e.stateDir(),
 		"DORA_COORDINATOR_ADDR="+e.ctrl,
 		"DORACTL_DAEMON_ADDR="+fmt.Sprintf("127.0.0.1:%d", e.nodePort),
 	)
@@ -133,11 +144,12 @@ func (e *env) run(args ...string) result {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		r.code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("doractl %s: %v", strings.Join(args, " "), err)
+		err = nil
 	}
-	return r
+	return r, err
 }
+
+func (e *env) stateDir() string { return filepath.Join(e.dir, "state") }
 
 func (e *env) mustRun(args ...string) result {
 	e.t.Helper()
@@ -227,6 +239,9 @@ func processes(dir string) []string {
 // cleanup kills whatever a failed test left behind, so one failure does not leak into
 // the next test.
 func (e *env) cleanup() {
+	if e.t.Failed() {
+		e.dumpLogs()
+	}
 	for _, p := range append(processes(e.dir), processesOfEnv(e.dir)...) {
 		pid, _ := strconv.Atoi(strings.SplitN(p, ":", 2)[0])
 		_ = syscall.Kill(pid, syscall.SIGKILL)

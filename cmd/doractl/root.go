@@ -43,6 +43,7 @@ Quick start on one machine:
 		newDestroyCmd(g),
 		newCheckCmd(),
 		newStartCmd(g),
+		newRunCmd(),
 		newStopCmd(g),
 		newListCmd(g),
 		newLogsCmd(g),

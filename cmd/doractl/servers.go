@@ -55,7 +55,7 @@ func clusterKey(flag string) ([]byte, error) {
 func newCoordinatorCmd() *cobra.Command {
 	cfg := coordinator.DefaultConfig()
 	var lo logOpts
-	var key string
+	var key, configPath string
 	cmd := &cobra.Command{
 		Use:   "coordinator",
 		Short: "Run the coordinator (control API, placement, liveness) in the foreground",
@@ -74,6 +74,11 @@ comes back (its dataflow registry is kept in --data-dir). Suited to systemd (see
 			if cfg.SecretKey, err = clusterKey(key); err != nil {
 				return err
 			}
+			fc, err := readConfigFile(configPath)
+			if err != nil {
+				return err
+			}
+			cfg.GossipOverrides = fc.Gossip
 			cfg.Logger = log
 			cfg.Version = version
 			ctx, stop := signalContext(cmd.Context())
@@ -90,15 +95,19 @@ comes back (its dataflow registry is kept in --data-dir). Suited to systemd (see
 	f.StringVar(&cfg.Profile, "profile", cfg.Profile, "liveness profile: lan, wan, local or flaky")
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "folder of the dataflow registry (survives restarts)")
 	f.StringVar(&cfg.Machine, "machine-id", cfg.Machine, "machine id of this host, for placement of nodes without deploy.machine")
+	f.StringVar(&cfg.DefaultMachine, "default-machine", cfg.DefaultMachine, "machine id for nodes without a deploy section (default: this host's --machine-id)")
 	f.StringVar(&key, "cluster-key", "", "base64 gossip encryption key, 16/24/32 bytes (env DORACTL_CLUSTER_KEY)")
+	f.StringVar(&configPath, "config", "", "YAML config file; its gossip: section overrides --profile settings (see docs/operations.md)")
 	lo.add(cmd)
 	return cmd
 }
 
 func newDaemonCmd() *cobra.Command {
 	cfg := daemon.DefaultConfig()
+	// The name defaults to daemon-MACHINE once --machine-id is known (daemon.Run fills it).
+	cfg.Name = ""
 	var lo logOpts
-	var key string
+	var key, configPath string
 	var labels []string
 	cmd := &cobra.Command{
 		Use:   "daemon",
@@ -124,6 +133,11 @@ and leaves the ring gracefully; a second one kills them at once.`,
 			if cfg.Labels, err = parseLabels(labels); err != nil {
 				return err
 			}
+			fc, err := readConfigFile(configPath)
+			if err != nil {
+				return err
+			}
+			cfg.GossipOverrides = fc.Gossip
 			cfg.CoordinatorAddr = withDefaultPort(cfg.CoordinatorAddr, proto.DefaultDaemonPort)
 			cfg.Logger = log
 			cfg.Version = version
@@ -136,7 +150,7 @@ and leaves the ring gracefully; a second one kills them at once.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.CoordinatorAddr, "coordinator", cfg.CoordinatorAddr, "coordinator's daemon address host[:port]")
 	f.StringVar(&cfg.Machine, "machine-id", cfg.Machine, "machine id nodes are placed by (deploy.machine)")
-	f.StringVar(&cfg.Name, "name", cfg.Name, "member name in the ring (default daemon-MACHINE)")
+	f.StringVar(&cfg.Name, "name", "", "member name in the ring (default daemon-MACHINE, MACHINE from --machine-id)")
 	f.StringSliceVar(&labels, "labels", nil, "labels k=v matched by deploy.labels (repeat or comma-separate)")
 	f.StringVar(&cfg.ListenAddr, "listen-addr", cfg.ListenAddr, "this daemon's control listener (probes, daemon links)")
 	f.StringVar(&cfg.NodeListenAddr, "node-addr", cfg.NodeListenAddr, "listener for dynamic nodes (\"\" disables)")
@@ -145,6 +159,7 @@ and leaves the ring gracefully; a second one kills them at once.`,
 	f.StringVar(&cfg.Profile, "profile", cfg.Profile, "liveness profile: lan, wan, local or flaky")
 	f.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "folder for node logs, sockets and the node pid file")
 	f.StringVar(&key, "cluster-key", "", "base64 gossip encryption key, 16/24/32 bytes (env DORACTL_CLUSTER_KEY)")
+	f.StringVar(&configPath, "config", "", "YAML config file; its gossip: section overrides --profile settings (see docs/operations.md)")
 	lo.add(cmd)
 	return cmd
 }

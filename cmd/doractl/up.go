@@ -124,6 +124,12 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 			fmt.Fprintf(out, "daemon %s already running\n", name)
 			continue
 		}
+		if pf, ok := livePidFile(dir, name); ok {
+			// Still running, not (yet) registered: e.g. reconnecting to a coordinator
+			// that was just restarted. A second daemon of the same name would fight it.
+			fmt.Fprintf(out, "daemon %s already running (pid %d), waiting for it to reconnect\n", name, pf.pid)
+			continue
+		}
 		nodeAddr := "127.0.0.1:0"
 		if i == 0 {
 			nodeAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(o.nodePort))
@@ -160,6 +166,17 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "cluster up: coordinator at %s, %d daemon(s) alive\n", g.coordinatorAddr, len(want))
 	return nil
+}
+
+// livePidFile returns the pid file `up` wrote for name in dir when its process still runs.
+func livePidFile(dir, name string) (pidFile, bool) {
+	pfs, _ := readPidFiles(dir)
+	for _, pf := range pfs {
+		if pf.name() == name && pf.alive() {
+			return pf, true
+		}
+	}
+	return pidFile{}, false
 }
 
 func memberAlive(ms []proto.Member, name string) bool {

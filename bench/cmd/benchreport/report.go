@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"time"
+)
+
+// report is everything one run measured, and where it ran.
+type report struct {
+	command   string
+	date      time.Time
+	cpus      int
+	goVersion string
+	load      string // /proc/loadavg's first three fields
+	startStop *startStopResult
+	latency   []*latencyResult
+}
+
+// Targets, from the project's goals.
+const (
+	targetFirstMsg  = time.Second
+	targetStop      = 300 * time.Millisecond
+	targetLatency8B = 100 * time.Microsecond
+	// doraP50 is dora-rs's published Rust p50 for small messages.
+	doraP50 = 170 * time.Microsecond
+)
+
+func (r *report) write(path string) error {
+	var b bytes.Buffer
+	r.render(&b)
+	if path == "-" {
+		_, err := os.Stdout.Write(b.Bytes())
+		return err
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
+func (r *report) render(b *bytes.Buffer) {
+	fmt.Fprintf(b, "# Benchmarks\n\n")
+	fmt.Fprintf(b, "Measured side by side in one run of `%s` (driver: `bench/cmd/benchreport`, nodes: "+
+		"`bench/latency-node` and `examples/rust-dataflow`).\n\n", r.command)
+	fmt.Fprintf(b, "| date | nproc | Go | load average before the run |\n| --- | --- | --- | --- |\n| %s | %d | %s | %s |\n\n",
+		r.date.Format("2006-01-02 15:04 MST"), r.cpus, r.goVersion, r.load)
+	fmt.Fprintf(b, "The coordinator and one daemon run in the driver's process, linked by a net.Pipe; every "+
+		"node is a real process that talks to the daemon over its Unix socket. The machine was "+
+		"shared with other work while it ran: treat the tails (p99, max) as noisy.\n\n")
+	r.renderStartStop(b)
+	r.renderLatency(b)
+	r.renderMicro(b)
+}
+
+func (r *report) renderStartStop(b *bytes.Buffer) {
+	s := r.startStop
+	fmt.Fprintf(b, "## Start and stop of the example dataflow\n\n")
+	fmt.Fprintf(b, "`examples/rust-dataflow` (three Go nodes, 10 ms timer), %d start/stop cycles. "+
+		"*First message*: from the start request to the sink's first `%s` line in its log "+
+		"(polled every millisecond). *Stop*: wall time of the stop request (default grace; the nodes "+
+		"stop cooperatively on the Stop event) until every node has an outcome.\n\n", len(s.stop), sinkText)
+	fmt.Fprintf(b, "| figure | median | p50 | p99 | max | target | met |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	row := func(name string, v []time.Duration, target time.Duration) {
+		d := newDist(v)
+		met := "—"
+		if target > 0 {
+			met = yes(d.median() < target)
+		}
+		tgt := "—"
+		if target > 0 {
+			tgt = "< " + target.String()
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", name, ms(d.median()), ms(d.pct(50)), ms(d.pct(99)), ms(d.pct(100)), tgt, met)
+	}
+	row("start → sink's first message", s.firstMsg, targetFirstMsg)
+	row("start request (all nodes spawned)", s.startReq, 0)
+	row("stop wall time", s.stop, targetStop)
+	fmt.Fprintf(b, "\n")
+}
+
+func (r *report) renderLatency(b *bytes.Buffer) {
+	fmt.Fprintf(b, "## Node → daemon → node messages\n\n")
+	fmt.Fprintf(b, "Two `bench/latency-node` processes on one machine: the producer sends with the metadata "+
+		"timestamp set to the send time, the consumer records its receive time (when the event comes out of "+
+		"`Node.Events()`) minus the timestamp. The input's `queue_size` is larger than the run, so the daemon "+
+		"drops nothing; in the flat-out row the node library's own buffer (1024 events per input) may drop some "+
+		"(*dropped*), and latency there is mostly queueing, since the producer outpaces the consumer. Each size runs %d times; *p50 (runs)* is the median of the runs' p50s, the other "+
+		"percentiles pool every message of every run. dora-rs publishes the same sizes; its Rust p50 is "+
+		"about %s.\n\n", r.runs(), us(doraP50))
+	fmt.Fprintf(b, "| payload | messages | pace | p50 | p50 (runs) | p90 | p99 | p99 (runs) | max | msg/s | dropped |\n")
+	fmt.Fprintf(b, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, l := range r.latency {
+		pace := "1 per " + l.c.interval.String()
+		if l.c.interval == 0 {
+			pace = "flat out"
+		}
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %.0f µs | %s | %s | %.0f µs | %s | %.0f | %d |\n",
+			l.c.name, l.received, pace, us(l.all.pct(50)), medianF(l.p50s), us(l.all.pct(90)),
+			us(l.all.pct(99)), medianF(l.p99s), us(l.all.pct(100)), medianF(l.rates), l.dropped)
+	}
+	if len(r.latency) > 0 {
+		p := r.latency[0].all.pct(50)
+		fmt.Fprintf(b, "\nTarget: local p50 < %s for 8 B — %s (%s). Messages per second: the flat-out "+
+			"row (consumer's arrival rate, median of the runs).\n\n", us(targetLatency8B), metWord(p < targetLatency8B), us(p))
+	}
+}
+
+func (r *report) renderMicro(b *bytes.Buffer) {
+	fmt.Fprintf(b, "## Micro-benchmarks\n\n")
+	fmt.Fprintf(b, "In-process, no node processes: `go test -run '^$' -bench . -benchmem ./proto ./daemon`.\n")
+	fmt.Fprintf(b, "scripts/bench.sh appends their output below.\n\n")
+}
+
+func (r *report) runs() int {
+	if len(r.latency) == 0 {
+		return 0
+	}
+	return r.latency[0].runs
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
+
+func yes(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "no"
+}
+
+func metWord(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "missed"
+}

@@ -1,0 +1,540 @@
+package main
+
+// Failure semantics, end to end: real coordinator and daemon processes started by
+// `doractl up`, real memberlist, kill -9, SIGSTOP/SIGCONT and SIGTERM. Every test polls
+// with a deadline (checkFor) and asserts outcomes; sleeps only shape the fault (how long
+// a process stays frozen), never decide a result. The tests run one at a time: they
+// measure timings on shared cores.
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/doractl/doractl/proto"
+)
+
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: starts real processes")
+	}
+}
+
+// hangDataflow is dora's hang: two dynamic nodes that never connect and 50 nodes that
+// ignore both Stop and SIGTERM, all on one daemon.
+func hangDataflow() string {
+	var b strings.Builder
+	b.WriteString("nodes:\n")
+	for i := range 2 {
+		fmt.Fprintf(&b, "  - id: dynamic-%d\n    path: dynamic\n    inputs:\n      tick: dora/timer/millis/100\n", i)
+	}
+	for i := range 50 {
+		fmt.Fprintf(&b, "  - id: stubborn-%02d\n    path: BIN/stubborn\n", i)
+	}
+	return b.String()
+}
+
+// The dora hang, reproduced and fixed: the stop returns after grace + kill window with
+// every outcome, and the busy daemon is never suspected meanwhile.
+func TestHangStopStubbornAndDynamic(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t)
+	df := e.writeDataflow("hang.yml", hangDataflow())
+	e.up()
+	daemonName := "daemon-" + machineIDs(1)[0]
+	e.mustRun("start", df, "--name", "hang", "--detach")
+	e.waitRunning("hang", 52, 60*time.Second)
+
+	w := e.watchVerdicts(daemonName)
+	const grace = 5 * time.Second
+	rep, r, el := e.stopJSON("hang", "--grace-duration", grace.String())
+	w.assertAlive(t)
+	t.Logf("stop of 52 nodes (grace %s) answered in %s", grace, el.Round(time.Millisecond))
+
+	killed, never := 0, 0
+	for _, n := range rep.Nodes {
+		switch {
+		case n.Status == proto.NodeKilled && n.Outcome == "killed after grace":
+			killed++
+		case n.Status == proto.NodeNeverConnected && n.Outcome == "dynamic, never connected":
+			never++
+		default:
+			t.Errorf("node %s ended %s (%s)", n.ID, n.Status, n.Outcome)
+		}
+	}
+	if killed != 50 || never != 2 || len(rep.Nodes) != 52 {
+		t.Fatalf("stop reply: %d killed after grace, %d never connected, %d nodes: %s", killed, never, len(rep.Nodes), r)
+	}
+	if r.code != 0 || rep.Status != proto.DataflowFinished {
+		t.Fatalf("stop: %s", r)
+	}
+	// SIGTERM at grace, SIGKILL half the grace later: 7.5 s, plus scheduling on 2 cores.
+	if min, max := grace+grace/2, grace+grace/2+8*time.Second; el < min || el > max {
+		t.Fatalf("stop took %s, want between %s and %s", el, min, max)
+	}
+	for id, pid := range nodePIDs(e.dataflow("hang")) {
+		if pidAlive(pid) {
+			t.Errorf("node %s (pid %d) still runs after the stop", id, pid)
+		}
+	}
+	e.mustRun("destroy", "--grace-duration", "1s")
+}
+
+const spreadDataflow = `nodes:
+  - id: on-a
+    path: BIN/rust-sink
+    inputs:
+      tick: dora/timer/millis/50
+    deploy:
+      machine: a
+  - id: on-b
+    path: BIN/rust-sink
+    inputs:
+      tick: dora/timer/millis/50
+    deploy:
+      machine: b
+  - id: on-c
+    path: BIN/rust-sink
+    inputs:
+      tick: dora/timer/millis/50
+    deploy:
+      machine: c
+  - id: stubborn-c
+    path: BIN/stubborn
+    deploy:
+      machine: c
+`
+
+// kill -9 of a daemon during a stop's grace: its pending nodes resolve lost as soon as
+// the death is confirmed (the process is provably gone), the rest finish normally, and
+// the stop answers long before its grace, let alone its timeout.
+func TestFailureDeathDuringStop(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t)
+	df := e.writeDataflow("spread.yml", spreadDataflow)
+	e.upMachines("a", "b", "c")
+	e.mustRun("start", df, "--name", "spread", "--detach")
+	d := e.waitRunning("spread", 4, 30*time.Second)
+	for _, n := range d.Nodes {
+		if want := "daemon-" + strings.TrimPrefix(strings.TrimPrefix(n.ID, "stubborn-"), "on-"); n.Daemon != want {
+			t.Fatalf("node %s placed on %s, want %s", n.ID, n.Daemon, want)
+		}
+	}
+
+	const grace, timeout = 10 * time.Second, 25 * time.Second
+	stop := e.stopAsync("spread", "--grace-duration", grace.String())
+	// Wait until the stop is under way: the cooperative nodes are stopped, the stubborn
+	// one waits for its grace.
+	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+		d := e.dataflow("spread")
+		if d.Status != proto.DataflowStopping {
+			return fmt.Errorf("dataflow %s", d.Status)
+		}
+		for _, n := range d.Nodes {
+			if n.ID != "stubborn-c" && !proto.IsFinal(n.Status) {
+				return fmt.Errorf("node %s still %s", n.ID, n.Status)
+			}
+		}
+		return nil
+	})
+	if stop.finished() {
+		t.Fatal("the stop returned before the stubborn node's grace")
+	}
+	killedAt := time.Now()
+	e.signal("daemon-c", syscall.SIGKILL)
+	rep, r, _ := stop.wait(t, timeout+10*time.Second)
+	answered := time.Since(killedAt)
+	t.Logf("kill -9 daemon-c -> stop answered in %s (stop took %s, grace %s)", answered.Round(time.Millisecond), rep.Elapsed, grace)
+
+	if answered > 3*time.Second {
+		t.Fatalf("stop answered %s after the kill, want within the death's confirmation", answered)
+	}
+	if r.code == 0 || rep.Error == "" || strings.Contains(strings.TrimSpace(r.stderr), "\n") ||
+		!strings.Contains(r.stderr, "daemon-c") {
+		t.Fatalf("stop: want non-zero exit with a one-line reason naming daemon-c: %s", r)
+	}
+	got := map[string]proto.NodeInfo{}
+	for _, n := range rep.Nodes {
+		got[n.ID] = n
+	}
+	if len(got) != 4 {
+		t.Fatalf("stop reply lists %d nodes, want 4: %+v", len(got), rep.Nodes)
+	}
+	for _, id := range []string{"on-a", "on-b"} {
+		if n := got[id]; n.Status != proto.NodeStopped {
+			t.Errorf("node %s: %+v, want stopped", id, n)
+		}
+	}
+	// on-c stopped before the kill; stubborn-c was waiting for its grace.
+	if n := got["on-c"]; n.Status != proto.NodeStopped {
+		t.Errorf("node on-c: %+v, want stopped", n)
+	}
+	if n := got["stubborn-c"]; n.Status != proto.NodeLost || !strings.Contains(n.Outcome, "daemon-c") ||
+		!strings.Contains(n.Outcome, "refuses connections") {
+		t.Errorf("node stubborn-c: %+v, want lost naming daemon-c and how its death was confirmed", n)
+	}
+	if d := e.dataflow("spread"); d.Status != proto.DataflowFailed || !strings.Contains(d.Reason, "daemon-c") {
+		t.Errorf("dataflow after the stop: %s (%s)", d.Status, d.Reason)
+	}
+	// members shows the verdict, since and how, as JSON and as a table.
+	m, _ := e.member("daemon-c")
+	if m.Status != proto.MemberDead || m.Since.IsZero() || !strings.Contains(m.Reason, "refuses connections") {
+		t.Errorf("member daemon-c: %+v", m)
+	}
+	for _, name := range []string{"daemon-a", "daemon-b"} {
+		if m, _ := e.member(name); m.Status != proto.MemberAlive {
+			t.Errorf("member %s: %+v", name, m)
+		}
+	}
+	table := e.mustRun("members").stdout
+	if !strings.Contains(table, "daemon-c") || !strings.Contains(table, "dead") || !strings.Contains(table, "refuses connections") {
+		t.Errorf("members table does not explain the death:\n%s", table)
+	}
+	e.mustRun("destroy", "--grace-duration", "1s")
+}
+
+// A freeze shorter than the profile's stall tolerance (local: 3 s minimum suspicion
+// after the first missed probe) is not a death, and an operation waiting on the frozen
+// daemon completes normally.
+func TestStallBelowTolerance(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t)
+	df := e.writeDataflow("stall.yml", stubbornDataflow)
+	e.up()
+	name := "daemon-" + machineIDs(1)[0]
+	e.mustRun("start", df, "--name", "stall", "--detach")
+	e.waitRunning("stall", 3, 30*time.Second)
+
+	w := e.watchVerdicts(name)
+	e.signal(name, syscall.SIGSTOP)
+	stop := e.stopAsync("stall", "--grace-duration", "1s")
+	time.Sleep(2 * time.Second) // the freeze itself
+	e.signal(name, syscall.SIGCONT)
+	rep, r, el := stop.wait(t, 30*time.Second)
+	// Stay a few probe rounds after the thaw: a late death verdict would show here.
+	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if m, _ := e.member(name); m.Status != proto.MemberAlive {
+			return fmt.Errorf("member %s is %s", name, m.Status)
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second)
+	w.end()
+	for _, v := range w.seen() {
+		if strings.Contains(v, " dead ") || strings.Contains(v, " left ") {
+			t.Fatalf("2 s stall gave a death verdict: %s", v)
+		}
+	}
+	t.Logf("2 s SIGSTOP: stop answered in %s; non-alive observations: %v", el.Round(time.Millisecond), w.seen())
+	if r.code != 0 || rep.Status != proto.DataflowFinished || rep.Error != "" {
+		t.Fatalf("stop across a 2 s stall failed: %s", r)
+	}
+	for _, n := range rep.Nodes {
+		if n.Status == proto.NodeLost {
+			t.Fatalf("node %s lost across a short stall: %+v", n.ID, n)
+		}
+	}
+	e.mustRun("destroy", "--grace-duration", "1s")
+}
+
+// A freeze well above the tolerance during a stop: the daemon is confirmed dead (gossip
+// and the unanswering control link), the stop fails fast; after SIGCONT the daemon
+// rejoins and its stale nodes are killed (fencing), leaving no orphan process. The
+// issue's 30 s freeze is cut to 15 s: with the local profile the death is certain after
+// about 5 s, so 15 s is three times the bound.
+func TestStallAboveToleranceFencing(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t)
+	df := e.writeDataflow("stall.yml", stubbornDataflow)
+	e.up()
+	name := "daemon-" + machineIDs(1)[0]
+	e.mustRun("start", df, "--name", "stall", "--detach")
+	pids := nodePIDs(e.waitRunning("stall", 3, 30*time.Second))
+
+	const grace = 20 * time.Second
+	stop := e.stopAsync("stall", "--grace-duration", grace.String())
+	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+		d := e.dataflow("stall")
+		for _, n := range d.Nodes {
+			if n.ID == "cooperative" && n.Status == proto.NodeStopped {
+				return nil
+			}
+		}
+		return fmt.Errorf("stop not under way yet: %s", d.Status)
+	})
+	frozenAt := time.Now()
+	e.signal(name, syscall.SIGSTOP)
+	rep, r, _ := stop.wait(t, 40*time.Second)
+	failedIn := time.Since(frozenAt)
+	m, _ := e.member(name)
+	t.Logf("SIGSTOP -> stop failed in %s; member %s %s since %s (%s)", failedIn.Round(time.Millisecond),
+		name, m.Status, m.Since.Sub(frozenAt).Round(time.Millisecond), m.Reason)
+	if m.Status != proto.MemberDead || !strings.Contains(m.Reason, "memberlist") {
+		t.Fatalf("frozen daemon: %+v, want dead by gossip and control link", m)
+	}
+	if failedIn > 12*time.Second {
+		t.Fatalf("stop failed %s after the freeze, want within the death's confirmation (grace was %s)", failedIn, grace)
+	}
+	if r.code == 0 || !strings.Contains(r.stderr, name) {
+		t.Fatalf("stop: want a failure naming %s: %s", name, r)
+	}
+	lost := 0
+	for _, n := range rep.Nodes {
+		if n.Status == proto.NodeLost && strings.Contains(n.Outcome, name) {
+			lost++
+		}
+	}
+	if lost != 1 { // stubborn; the dynamic node finished and cooperative stopped before
+		t.Fatalf("stop reply: %d lost nodes, want 1: %+v", lost, rep.Nodes)
+	}
+	if !pidAlive(pids["stubborn"]) {
+		t.Fatal("the stubborn node died with the frozen daemon: the test proves nothing")
+	}
+
+	if wait := 15*time.Second - time.Since(frozenAt); wait > 0 {
+		time.Sleep(wait) // the rest of the freeze
+	}
+	e.signal(name, syscall.SIGCONT)
+	thawed := time.Now()
+	checkFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+		if m, _ := e.member(name); m.Status != proto.MemberAlive {
+			return fmt.Errorf("member %s is %s (%s)", name, m.Status, m.Reason)
+		}
+		return nil
+	})
+	rejoined := time.Since(thawed)
+	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if pidAlive(pids["stubborn"]) {
+			return fmt.Errorf("stale node stubborn (pid %d) still runs", pids["stubborn"])
+		}
+		return nil
+	})
+	t.Logf("SIGCONT -> alive again in %s, stale node killed %s after the thaw", rejoined.Round(time.Millisecond), time.Since(thawed).Round(time.Millisecond))
+	if d := e.dataflow("stall"); d.Status != proto.DataflowFailed {
+		t.Errorf("dataflow after fencing: %s (%s)", d.Status, d.Reason)
+	}
+	e.mustRun("destroy", "--grace-duration", "1s")
+	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if ps := append(processes(e.dir), processesOfEnv(e.dir)...); len(ps) > 0 {
+			return fmt.Errorf("processes left: %v", ps)
+		}
+		return nil
+	})
+}
+
+// kill -9 of the coordinator while a dataflow runs: the nodes keep running; `up` starts
+// it again on the same data folder, the daemon reconnects and reports, the dataflow is
+// listed running and stops cleanly.
+func TestCoordinatorCrash(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t)
+	df := e.writeDataflow("dataflow.yml", rustDataflow)
+	e.up()
+	name := "daemon-" + machineIDs(1)[0]
+	e.mustRun("start", df, "--name", "demo", "--detach")
+	pids := nodePIDs(e.waitRunning("demo", 3, 30*time.Second))
+	daemonPid := e.pid(name)
+
+	e.signal("coordinator", syscall.SIGKILL)
+	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+		if r, _ := e.exec("list"); r.code == 0 {
+			return fmt.Errorf("coordinator still answers")
+		}
+		return nil
+	})
+	// With the coordinator gone for a few reconnect rounds, nothing else dies.
+	time.Sleep(3 * time.Second)
+	for id, pid := range pids {
+		if !pidAlive(pid) {
+			t.Fatalf("node %s (pid %d) died with the coordinator", id, pid)
+		}
+	}
+	if !pidAlive(daemonPid) {
+		t.Fatal("the daemon exited with the coordinator")
+	}
+
+	restarted := time.Now()
+	e.up()
+	if e.pid(name) != daemonPid {
+		t.Fatal("up started a second daemon instead of waiting for the running one")
+	}
+	checkFor(t, 15*time.Second, 100*time.Millisecond, func() error {
+		d := e.dataflow("demo")
+		if d.Status != proto.DataflowRunning {
+			return fmt.Errorf("dataflow %s", d.Status)
+		}
+		for _, n := range d.Nodes {
+			if n.Status != proto.NodeRunning || n.PID != pids[n.ID] {
+				return fmt.Errorf("node %s: %s pid %d", n.ID, n.Status, n.PID)
+			}
+		}
+		if m, _ := e.member(name); m.Status != proto.MemberAlive {
+			return fmt.Errorf("member %s %s", name, m.Status)
+		}
+		return nil
+	})
+	t.Logf("coordinator restart -> daemon re-registered and dataflow adopted in %s", time.Since(restarted).Round(time.Millisecond))
+	rep, r, _ := e.stopJSON("demo", "--grace-duration", "2s")
+	if r.code != 0 || rep.Status != proto.DataflowFinished || len(rep.Nodes) != 3 {
+		t.Fatalf("stop after the coordinator's restart: %s", r)
+	}
+	for id, pid := range pids {
+		if pidAlive(pid) {
+			t.Errorf("node %s (pid %d) still runs after the stop", id, pid)
+		}
+	}
+	e.mustRun("destroy", "--grace-duration", "1s")
+}
+
+// Both cores busy with node processes: the daemon (and the coordinator, on the same
+// cores) keep every verdict alive. 20 s by default; DORACTL_LONG=1 runs the issue's 60 s.
+func TestCPUSaturation(t *testing.T) {
+	skipShort(t)
+	busyFor := 20 * time.Second
+	if os.Getenv("DORACTL_LONG") == "1" {
+		busyFor = 60 * time.Second
+	}
+	e := newEnv(t)
+	var b strings.Builder
+	b.WriteString("nodes:\n")
+	for i := range 4 { // 4 spinning processes for 2 cores
+		fmt.Fprintf(&b, "  - id: busy-%d\n    path: BIN/busy\n", i)
+	}
+	df := e.writeDataflow("busy.yml", b.String())
+	e.up()
+	name := "daemon-" + machineIDs(1)[0]
+	e.mustRun("start", df, "--name", "busy", "--detach")
+	pids := nodePIDs(e.waitRunning("busy", 4, 30*time.Second))
+
+	w := e.watchVerdicts(name, "coordinator")
+	start := time.Now()
+	before := cpuTicks(pids)
+	time.Sleep(busyFor) // the saturation itself; the watch polls throughout
+	used := float64(cpuTicks(pids)-before) / 100 / time.Since(start).Seconds()
+	w.assertAlive(t)
+	t.Logf("busy nodes used %.2f cores for %s", used, busyFor)
+	if used < 1.2 {
+		t.Fatalf("busy nodes used only %.2f cores: the machine was not saturated", used)
+	}
+	rep, r, _ := e.stopJSON("busy", "--grace-duration", "2s")
+	if r.code != 0 || rep.Status != proto.DataflowFinished {
+		t.Fatalf("stop of the busy nodes: %s", r)
+	}
+	e.mustRun("destroy", "--grace-duration", "1s")
+}
+
+// cpuTicks sums utime+stime (clock ticks) of the processes.
+func cpuTicks(pids map[string]int) uint64 {
+	var sum uint64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		var u, st uint64
+		fmt.Sscan(f[11], &u)
+		fmt.Sscan(f[12], &st)
+		sum += u + st
+	}
+	return sum
+}
+
+const wedgedDataflow = `nodes:
+  - id: wedged
+    path: BIN/stubborn
+    env:
+      STUBBORN_SPAWN_CHILD: 1
+  - id: cooperative
+    path: BIN/rust-sink
+    inputs:
+      tick: dora/timer/millis/50
+`
+
+// destroy with a node that ignores SIGTERM (and has a child in its group) leaves no
+// process behind.
+func TestDestroyWedgedNode(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t)
+	df := e.writeDataflow("wedged.yml", wedgedDataflow)
+	e.up()
+	e.mustRun("start", df, "--name", "wedged", "--detach")
+	e.waitRunning("wedged", 2, 30*time.Second)
+	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if r := e.run("logs", "wedged", "wedged"); !strings.Contains(r.stdout, "child pid") {
+			return fmt.Errorf("wedged node has not started its child yet")
+		}
+		return nil
+	})
+	start := time.Now()
+	r := e.mustRun("destroy", "--grace-duration", "1s")
+	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if ps := append(processes(e.dir), processesOfEnv(e.dir)...); len(ps) > 0 {
+			return fmt.Errorf("processes left after destroy: %v", ps)
+		}
+		return nil
+	})
+	t.Logf("destroy with a wedged node: nothing left after %s\n%s", time.Since(start).Round(time.Millisecond), r.stdout)
+}
+
+// SIGTERM to a daemon: its nodes are stopped and reported, it leaves the ring, and the
+// coordinator shows it left at once, never suspect-then-dead.
+func TestGracefulDaemonExit(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t)
+	df := e.writeDataflow("dataflow.yml", strings.ReplaceAll(rustDataflow, "    path:", "    deploy:\n      machine: a\n    path:"))
+	e.upMachines("a", "b")
+	e.mustRun("start", df, "--name", "demo", "--detach")
+	d := e.waitRunning("demo", 3, 30*time.Second)
+	name := "daemon-a"
+	pids := nodePIDs(d)
+	w := e.watchVerdicts(name)
+
+	termAt := time.Now()
+	dpid := e.signal(name, syscall.SIGTERM)
+	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+		if m, _ := e.member(name); m.Status != proto.MemberLeft {
+			return fmt.Errorf("member %s is %s (%s)", name, m.Status, m.Reason)
+		}
+		return nil
+	})
+	leftIn := time.Since(termAt)
+	checkFor(t, 15*time.Second, 100*time.Millisecond, func() error {
+		if pidAlive(dpid) {
+			return fmt.Errorf("daemon %s (pid %d) still runs", name, dpid)
+		}
+		for id, pid := range pids {
+			if pidAlive(pid) {
+				return fmt.Errorf("node %s (pid %d) still runs", id, pid)
+			}
+		}
+		return nil
+	})
+	// A leave must stay a leave: gossip's later "gone" and the closed link do not turn
+	// it into a death. Watch a few probe rounds (the local profile's death takes ~4 s).
+	time.Sleep(5 * time.Second)
+	w.end()
+	t.Logf("SIGTERM -> %s left in %s; verdicts seen: %d", name, leftIn.Round(time.Millisecond), len(w.seen()))
+	if len(w.seen()) < 5 {
+		t.Fatalf("the members watch saw %s leave only %d times (%d polls, %d errors)", name, len(w.seen()), w.polls, w.errs)
+	}
+	if leftIn > 2500*time.Millisecond {
+		t.Errorf("left shown %s after SIGTERM, want within a second or two", leftIn)
+	}
+	for _, v := range w.seen() {
+		if !strings.Contains(v, " left ") {
+			t.Errorf("member went through a verdict other than left: %s", v)
+		}
+	}
+	for _, n := range e.dataflow("demo").Nodes {
+		if n.Status != proto.NodeStopped && n.Status != proto.NodeFinished {
+			t.Errorf("node %s ended %s (%s), want stopped by the daemon's shutdown", n.ID, n.Status, n.Outcome)
+		}
+	}
+	e.mustRun("destroy", "--grace-duration", "1s")
+}
