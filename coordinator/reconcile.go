@@ -54,7 +54,7 @@ func (r *registry) reconcileDaemon(daemon string, running []proto.RunningNode, r
 				if n.final() || n.Status == proto.NodePending {
 					n.Status, n.Outcome, n.Since = proto.NodeRunning, "", now
 				}
-				n.Inferred = false
+				n.Inferred, n.Unreported = false, false
 				if rn.PID != 0 {
 					n.PID = rn.PID
 				}
@@ -63,7 +63,7 @@ func (r *registry) reconcileDaemon(daemon string, running []proto.RunningNode, r
 				// The daemon reported an outcome for it already: its list is older than
 				// that report. Nothing to do.
 			case !n.final() && restarted:
-				n.Since, n.Inferred = now, true
+				n.Since, n.Inferred, n.Unreported = now, true, true
 				if d.Stop != nil {
 					n.Status = proto.NodeStopped
 					n.Outcome = fmt.Sprintf("stopped (daemon %s restarted before reporting)", daemon)
@@ -113,7 +113,7 @@ func (r *registry) resolveMissing(daemon string, missing []nodeRef) int {
 		if n == nil || n.final() || n.Daemon != daemon {
 			continue
 		}
-		n.Since, n.Inferred = now, true
+		n.Since, n.Inferred, n.Unreported = now, true, true
 		if d.Stop != nil {
 			n.Status = proto.NodeStopped
 			n.Outcome = fmt.Sprintf("stopped (gone when daemon %s reconnected; outcome not reported)", daemon)

@@ -46,3 +46,23 @@ func TestReportedOutcomeReplacesInferredOne(t *testing.T) {
 func isFinalDataflow(s string) bool {
 	return s == proto.DataflowFinished || s == proto.DataflowFailed
 }
+
+// A node lost with its confirmed-dead daemon keeps that outcome once its dataflow is
+// final: the fenced kill the daemon reports when it comes back does not rewrite it.
+func TestDeathOutcomeSurvivesFencingReport(t *testing.T) {
+	r := newRegistry(nil)
+	r.load([]*dataflowRec{{
+		ID: "df", Name: "demo", Status: proto.DataflowStopping,
+		Stop:  &stopIntent{At: time.Now(), Grace: time.Second},
+		Nodes: []*nodeRec{{ID: "a", Daemon: "daemon-a", Status: proto.NodeRunning}},
+	}})
+	r.resolveDaemon("daemon-a", proto.NodeLost, "lost (daemon daemon-a dead since 12:00:00: gone)")
+	if d, _ := r.view("df"); d.Status != proto.DataflowFailed {
+		t.Fatalf("after the death: %+v", d)
+	}
+	res, _ := r.applyStatus("daemon-a", proto.NodeStatus{DataflowID: "df", NodeID: "a",
+		Status: proto.NodeKilled, Outcome: "killed (dataflow fenced by the coordinator)"})
+	if d, _ := r.view("df"); res != statusIgnored || d.Status != proto.DataflowFailed || d.Nodes[0].Status != proto.NodeLost {
+		t.Fatalf("the fenced kill rewrote the death's outcome: %v %+v", res, d)
+	}
+}

@@ -206,15 +206,16 @@ func (r *registry) applyStatus(daemon string, ns proto.NodeStatus) (statusResult
 		return statusIgnored, "unknown node"
 	case n.Daemon != daemon:
 		return statusIgnored, fmt.Sprintf("node is placed on daemon %q", n.Daemon)
-	case n.final() && !n.Inferred:
+	case n.final() && (!n.Inferred || d.final() && !n.Unreported):
 		return statusIgnored, "node already has an outcome: " + n.outcomeText()
-	case n.final() && !proto.IsFinal(ns.Status):
-		// An inferred outcome is replaced by a real one only: a stale "running" does not
-		// revive the node (its dataflow's nodes are fenced when they still run).
+	case n.final() && d.final() && !proto.IsFinal(ns.Status):
+		// A stale "running" does not revive a node of an ended dataflow (its nodes are
+		// fenced when they still run).
 		return statusIgnored, "node already has an inferred outcome: " + n.outcomeText()
 	}
-	// A daemon-reported final status replaces an inferred one, even when the inferred
-	// outcome had made the dataflow final: the dataflow's outcome is derived again.
+	// A daemon-reported status replaces an inferred one; a final one replaces an
+	// unreported guess even when the guess had made the dataflow final, whose outcome is
+	// then derived again.
 	n.Status = ns.Status
 	n.Outcome = ns.Outcome
 	if n.Outcome == "" {
@@ -227,7 +228,7 @@ func (r *registry) applyStatus(daemon string, ns proto.NodeStatus) (statusResult
 	if n.Since.IsZero() {
 		n.Since = r.now()
 	}
-	n.Inferred = false
+	n.Inferred, n.Unreported = false, false
 	r.changedLocked(d)
 	return statusApplied, ""
 }
@@ -246,7 +247,7 @@ func (r *registry) resolveDaemon(daemon, status, outcome string) []string {
 		hit := false
 		for _, n := range d.Nodes {
 			if n.Daemon == daemon && !n.final() {
-				n.Status, n.Outcome, n.Since, n.Inferred = status, outcome, now, true
+				n.Status, n.Outcome, n.Since, n.Inferred, n.Unreported = status, outcome, now, true, false
 				hit = true
 			}
 		}

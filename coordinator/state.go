@@ -49,6 +49,11 @@ type nodeRec struct {
 	// restarted, start aborted): a later report from the daemon may replace it while the
 	// dataflow is not final.
 	Inferred bool `json:"inferred,omitempty"`
+	// Unreported marks an inferred status concluded without evidence: the daemon
+	// reconnected without the node and had not reported its end. The daemon's own final
+	// report replaces it even when it had made the dataflow final; an outcome inferred
+	// from a confirmed death is only replaced while the dataflow is not final.
+	Unreported bool `json:"unreported,omitempty"`
 }
 
 func (n *nodeRec) final() bool { return proto.IsFinal(n.Status) }

@@ -24,6 +24,8 @@ const (
 	peerWriteTimeout = 5 * time.Second
 	// peerIdleClose closes a link that no dataflow uses and that has nothing queued.
 	peerIdleClose = 30 * time.Second
+	// dropReportEvery rate-limits the warning about a full link queue.
+	dropReportEvery = 5 * time.Second
 	// maxEarlyClosed bounds the closes kept for dataflows not spawned here yet.
 	maxEarlyClosed = 1024
 )
@@ -264,6 +266,21 @@ func (l *links) idle(p *peerLink) bool {
 	return p.refs <= 0
 }
 
+// retire removes a peer link that no dataflow uses and that has nothing queued, in one
+// step, so that no dataflow can pick it up after its goroutine decided to end. It reports
+// whether the link was removed.
+func (l *links) retire(p *peerLink) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p.refs > 0 || p.q.len() > 0 {
+		return false
+	}
+	if l.peers[p.name] == p {
+		delete(l.peers, p.name)
+	}
+	return true
+}
+
 // peerStats is a link's counters, for tests and logs.
 type peerStats struct {
 	Sent, Dropped uint64
@@ -307,7 +324,8 @@ type peerItem struct {
 // never dropped (there are few of them).
 type peerQueue struct {
 	mu      sync.Mutex
-	items   []peerItem
+	items   []peerItem // live items are items[head:]
+	head    int
 	size    int
 	data    int // data items queued
 	dropped uint64
@@ -325,14 +343,7 @@ func (q *peerQueue) push(it peerItem) {
 	q.mu.Lock()
 	if it.out != nil {
 		if q.data >= q.size {
-			for i := range q.items {
-				if q.items[i].out != nil {
-					q.items = append(q.items[:i], q.items[i+1:]...)
-					q.data--
-					q.dropped++
-					break
-				}
-			}
+			q.dropOldestData()
 		}
 		q.data++
 	}
@@ -344,22 +355,46 @@ func (q *peerQueue) push(it peerItem) {
 	}
 }
 
+// dropOldestData removes the oldest data item: usually the head, so O(1). Call with mu held.
+func (q *peerQueue) dropOldestData() {
+	for i := q.head; i < len(q.items); i++ {
+		if q.items[i].out == nil {
+			continue
+		}
+		if i == q.head {
+			q.items[i] = peerItem{}
+			q.head++
+		} else {
+			q.items = append(q.items[:i], q.items[i+1:]...)
+		}
+		q.data--
+		q.dropped++
+		return
+	}
+}
+
 // pop takes the oldest item.
 func (q *peerQueue) pop() (peerItem, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.items) == 0 {
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
 		return peerItem{}, false
 	}
-	it := q.items[0]
-	q.items[0] = peerItem{}
-	q.items = q.items[1:]
+	it := q.items[q.head]
+	q.items[q.head] = peerItem{}
+	q.head++
 	if it.out != nil {
 		q.data--
-		it.out.Dropped = q.dropped
 	}
-	if len(q.items) == 0 {
-		q.items = nil // let the backing array go
+	switch {
+	case q.head == len(q.items):
+		q.items, q.head = q.items[:0], 0
+	case q.head > 2*q.size:
+		// Compact so that a queue that never empties does not grow.
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
 	}
 	return it, true
 }
@@ -367,7 +402,14 @@ func (q *peerQueue) pop() (peerItem, bool) {
 func (q *peerQueue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.items)
+	return len(q.items) - q.head
+}
+
+// droppedSoFar is the number of data messages dropped on overflow.
+func (q *peerQueue) droppedSoFar() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.dropped
 }
 
 // peerLink is the link to one peer daemon: dialed on demand, redialed with backoff, fed
@@ -378,6 +420,9 @@ type peerLink struct {
 	q    *peerQueue
 	log  hclog.Logger
 	refs int
+	// reported and reportedAt rate-limit the drop warning; used by run's goroutine only.
+	reported   uint64
+	reportedAt time.Time
 
 	mu        sync.Mutex
 	addr      string
@@ -406,7 +451,7 @@ func (p *peerLink) stats() peerStats {
 	defer p.mu.Unlock()
 	p.q.mu.Lock()
 	defer p.q.mu.Unlock()
-	return peerStats{Sent: p.sent, Dropped: p.q.dropped, Queued: len(p.q.items), Connected: p.connected}
+	return peerStats{Sent: p.sent, Dropped: p.q.dropped, Queued: len(p.q.items) - p.q.head, Connected: p.connected}
 }
 
 // run keeps the link up and drains the queue into it, until the daemon closes or the
@@ -420,7 +465,7 @@ func (p *peerLink) run() {
 		if p.l.idle(p) && p.q.len() == 0 {
 			if idleSince.IsZero() {
 				idleSince = time.Now()
-			} else if time.Since(idleSince) >= peerIdleClose {
+			} else if time.Since(idleSince) >= peerIdleClose && p.l.retire(p) {
 				p.log.Debug("closing unused daemon link")
 				return
 			}
@@ -510,13 +555,17 @@ func (p *peerLink) pump(conn *proto.Conn) bool {
 			case <-p.l.ctx.Done():
 				return true
 			case <-idle.C:
-				if p.l.idle(p) && p.q.len() == 0 {
+				if p.l.retire(p) {
 					p.log.Debug("closing unused daemon link")
 					return true
 				}
 				idle.Reset(peerIdleClose)
 				continue
 			}
+		}
+		if d := p.q.droppedSoFar(); d > p.reported && time.Since(p.reportedAt) >= dropReportEvery {
+			p.log.Warn("daemon link queue full: oldest messages dropped", "dropped", d-p.reported, "total", d)
+			p.reported, p.reportedAt = d, time.Now()
 		}
 		var msg any = it.out
 		if it.ctl != nil {

@@ -413,3 +413,35 @@ func testLog(name string) hclog.Logger {
 	}
 	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.LevelFromString(lvl), Output: os.Stderr})
 }
+
+func TestPeerQueueStaysBoundedUnderOverflow(t *testing.T) {
+	q := newPeerQueue(4)
+	for i := 1; i <= 10000; i++ {
+		q.push(peerItem{typ: proto.TypeRemoteOutput, out: &proto.RemoteOutput{Data: payload(i)}})
+		if i%1000 == 0 {
+			q.push(peerItem{typ: proto.TypeRemoteOutputClosed, ctl: &proto.RemoteOutputClosed{Node: "x"}})
+		}
+		if i%7 == 0 {
+			q.pop()
+		}
+		if n := q.len(); n > 4+i/1000 {
+			t.Fatalf("after %d pushes the queue holds %d items", i, n)
+		}
+		if cap(q.items) > 64 {
+			t.Fatalf("after %d pushes the queue's buffer has grown to %d", i, cap(q.items))
+		}
+	}
+	var last string
+	for {
+		it, ok := q.pop()
+		if !ok {
+			break
+		}
+		if it.out != nil {
+			last = string(it.out.Data)
+		}
+	}
+	if last != "m10000" {
+		t.Errorf("last message %q, want m10000", last)
+	}
+}

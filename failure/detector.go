@@ -234,8 +234,14 @@ func (d *Detector) GossipJoin(name string, controlAddr string) {
 	m.silent = false
 	wasGossipGone := m.gossipGone
 	m.gossipGone, m.gossipNote = false, ""
-	m.gen++
-	m.confirming = false
+	if wasGossipGone || m.state.Verdict.Gone() {
+		// Back or refuted: a confirmation in flight is stale. A plain join or
+		// metadata update (e.g. the join event of a daemon that registered first)
+		// leaves in-flight checks alone: a port check started by a link reset
+		// still proves the process gone.
+		m.gen++
+		m.confirming = false
+	}
 	switch {
 	case m.state.Verdict.Gone():
 		prev := m.state
@@ -305,10 +311,10 @@ func (d *Detector) LinkDown(name string, err error) {
 	}
 	m.linkNote = fmt.Sprintf("control link: down (%s), checking port %s", cause, addr)
 	d.refresh(m, false, "")
-	gen, linkGen := m.gen, m.linkGen
+	linkGen := m.linkGen
 	d.async(func(ctx context.Context) {
-		err := d.dial(ctx, addr)
-		d.applyLinkCheck(name, gen, linkGen, cause, addr, err)
+		err := d.dialUntilRefused(ctx, addr)
+		d.applyLinkCheck(name, linkGen, cause, addr, err)
 	})
 }
 
@@ -466,11 +472,36 @@ func (d *Detector) applyConfirm(name string, gen uint64, dead bool, reason strin
 	d.refresh(m, false, "")
 }
 
-func (d *Detector) applyLinkCheck(name string, gen, linkGen uint64, cause, addr string, err error) {
+// dialUntilRefused dials addr, and again after short waits while it does not refuse,
+// and returns the last result: a process being killed may still hold its listener for a
+// moment after its connections were reset (the kernel closes its files one by one).
+func (d *Detector) dialUntilRefused(ctx context.Context, addr string) error {
+	recheck := [...]time.Duration{0, 50 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond}
+	var err error
+	for _, wait := range recheck {
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+		}
+		if err = d.dial(ctx, addr); isRefused(err) {
+			return err
+		}
+	}
+	return err
+}
+
+func (d *Detector) applyLinkCheck(name string, linkGen uint64, cause, addr string, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	m, ok := d.members[name]
-	if !ok || m.gen != gen || m.linkGen != linkGen || !m.linkDown || m.state.Verdict.Gone() {
+	// linkGen alone says whether the check is current: a refused port proves the
+	// process gone whatever gossip said meanwhile, and a revival clears linkDown.
+	if !ok || m.linkGen != linkGen || !m.linkDown || m.state.Verdict.Gone() {
 		return
 	}
 	d.linkChecks++

@@ -272,6 +272,22 @@ func TestLinkDownWithRefusedPortIsDeadAtOnce(t *testing.T) {
 	expectVerdict(t, d, "daemon-a", Dead, "process gone")
 }
 
+// A daemon killed right after it registered: its gossip join event arrives after the
+// link reset. That update must not discard the port check the reset started.
+func TestLinkDownThenLateJoinEventStillDeadAtOnce(t *testing.T) {
+	d := newTestDetector(t, DetectorConfig{})
+	addr := refusingAddr(t)
+	d.GossipJoin("daemon-a", addr)
+	d.LinkUp("daemon-a")
+	p := addPending(t, d, "daemon-a", "stop")
+	d.LinkDown("daemon-a", io.EOF)
+	d.GossipJoin("daemon-a", addr) // the join event, late
+	de := expectFailedWithin(t, p, 200*time.Millisecond)
+	if !strings.Contains(de.Reason, "refuses connections") {
+		t.Fatalf("reason %q", de.Reason)
+	}
+}
+
 func TestLinkDownWithOpenPortIsOnlySuspect(t *testing.T) {
 	d := newTestDetector(t, DetectorConfig{})
 	d.GossipJoin("daemon-a", acceptingAddr(t))

@@ -29,8 +29,6 @@ type RemoteOutput struct {
 	Output     string   `codec:"out"`
 	Data       []byte   `codec:"data"`
 	Metadata   Metadata `codec:"md"`
-	// Dropped counts the messages of this link dropped so far because its queue was full.
-	Dropped uint64 `codec:"dropped"`
 }
 
 // RemoteOutputClosed says a node will send nothing more on these outputs (it ended, or

@@ -9,6 +9,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -535,6 +536,46 @@ func TestGracefulDaemonExit(t *testing.T) {
 		if n.Status != proto.NodeStopped && n.Status != proto.NodeFinished {
 			t.Errorf("node %s ended %s (%s), want stopped by the daemon's shutdown", n.ID, n.Status, n.Outcome)
 		}
+	}
+	e.mustRun("destroy", "--grace-duration", "1s")
+}
+
+// `doractl daemon --machine-id X` without --name is member daemon-X (not
+// daemon-HOSTNAME), and --config overrides apply to a real daemon.
+func TestDaemonNameFromMachineIDAndConfig(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t)
+	e.up()
+	cfg := e.writeDataflow("doractl.yml", "gossip:\n  probe_interval: 800ms\n  suspicion_mult: 4\n")
+	daemonPort := ""
+	for i, a := range e.upArgs {
+		if a == "--daemon-port" {
+			daemonPort = e.upArgs[i+1]
+		}
+	}
+	logf, err := os.Create(e.dir + "/extra.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(binDir+"/doractl", "daemon", "--coordinator", "127.0.0.1:"+daemonPort,
+		"--machine-id", "extra", "--listen-addr", "127.0.0.1:0", "--node-addr", "",
+		"--gossip-addr", "127.0.0.1", "--profile", "local", "--config", cfg,
+		"--state-dir", e.dir+"/extra-state")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	checkFor(t, 15*time.Second, 100*time.Millisecond, func() error {
+		m, ok := e.member("daemon-extra")
+		if !ok || m.Status != proto.MemberAlive || m.Machine != "extra" {
+			return fmt.Errorf("member daemon-extra: %+v (listed %v)", m, ok)
+		}
+		return nil
+	})
+	if b, _ := os.ReadFile(e.dir + "/extra.log"); !strings.Contains(string(b), "local+config") {
+		t.Errorf("daemon log does not show the overridden profile:\n%s", b)
 	}
 	e.mustRun("destroy", "--grace-duration", "1s")
 }

@@ -95,14 +95,19 @@ func (e *env) startRun(withPTY bool, args ...string) *runProc {
 	cmd := exec.Command(filepath.Join(binDir, "doractl"), append([]string{"run"}, args...)...)
 	cmd.Env = e.runEnv()
 	p := &runProc{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	copied := make(chan struct{})
 	if withPTY {
 		f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 50, Cols: 200})
 		if err != nil {
 			e.t.Fatal(err)
 		}
 		p.pty, p.stderr = f, p.stdout
-		go func() { _, _ = ioCopy(p.stdout, f) }()
+		go func() {
+			defer close(copied)
+			_, _ = ioCopy(p.stdout, f)
+		}()
 	} else {
+		close(copied) // exec copies the pipes before Wait returns
 		cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 		if err := cmd.Start(); err != nil {
 			e.t.Fatal(err)
@@ -116,6 +121,11 @@ func (e *env) startRun(withPTY bool, args ...string) *runProc {
 			p.code = ee.ExitCode()
 		case err != nil:
 			p.code = -1
+		}
+		// The terminal's last output is read once the process is gone (EIO after it).
+		select {
+		case <-copied:
+		case <-time.After(5 * time.Second):
 		}
 		close(p.done)
 	}()
