@@ -4,20 +4,22 @@ BIN       := bin/doractl
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 EXAMPLE   := examples/rust-dataflow
+STUBBORN  := examples/stubborn
 EXAMPLE_BINS := $(EXAMPLE)/build/rust-node $(EXAMPLE)/build/rust-status-node \
                 $(EXAMPLE)/build/rust-sink $(EXAMPLE)/build/rust-sink-dynamic
 # Test timeout per package; the suite is sized for 2 cores.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: help build examples test test-short demo demo-failure lint bench docs clean
+.PHONY: help build examples test test-short demo demo-failure lint bench bench-liveness bench-failure docs clean
 
 help:
-	@echo "make build         build bin/doractl and the example nodes"
+	@echo "make build         build bin/doractl and the example nodes (rust-dataflow, stubborn)"
 	@echo "make test          the whole test suite (what .ci/run runs)"
 	@echo "make demo          start a local cluster, run the example dataflow, show it, stop it"
 	@echo "make demo-failure  two daemons, kill -9 one, watch 'doractl stop' answer at once"
 	@echo "make lint          gofmt and go vet"
 	@echo "make bench         benchmarks; writes docs/benchmarks.md"
+	@echo "make bench-failure failure-detection figures (real processes, ~10 min); writes docs/failure-model.md"
 
 build: $(BIN) examples
 
@@ -29,6 +31,9 @@ examples:
 	cd $(EXAMPLE) && $(GO) build -o build/rust-status-node ./status-node
 	cd $(EXAMPLE) && $(GO) build -o build/rust-sink ./sink
 	cd $(EXAMPLE) && $(GO) build -o build/rust-sink-dynamic ./sink-dynamic
+	cd $(STUBBORN) && $(GO) build -o build/ignore-stop ./ignore-stop
+	cd $(STUBBORN) && $(GO) build -o build/exit-code ./exit-code
+	cd $(STUBBORN) && $(GO) build -o build/busy ./busy
 
 test: build
 	$(GO) vet ./...
@@ -50,8 +55,17 @@ lint:
 bench: build
 	./scripts/bench.sh
 
+# Liveness figures (SWIM vs central heartbeat), written as a section of docs/benchmarks.md.
+# About 6 minutes on 2 cores.
+bench-liveness:
+	$(GO) run ./bench/cmd/livenessreport -out docs/benchmarks.md
+
+# Not part of `make test`: kill -9, SIGSTOP and stalls of real clusters, one per profile.
+bench-failure: $(BIN)
+	$(GO) run ./bench/cmd/failurereport -bin $(BIN) -out docs/failure-model.md
+
 clean:
-	rm -rf bin $(EXAMPLE)/build
+	rm -rf bin $(EXAMPLE)/build $(STUBBORN)/build
 
 FORCE:
 

@@ -155,7 +155,7 @@ func (c *Client) Destroy(ctx context.Context, req proto.APIDestroyRequest) (*pro
 // ended or ctx ends (follow true). tail > 0 starts that many lines before the end.
 func (c *Client) Logs(ctx context.Context, ref, node string, tail int, follow bool, w io.Writer) error {
 	q := url.Values{}
-	if tail > 0 {
+	if tail != 0 { // a negative tail is refused by the coordinator, naming the value
 		q.Set("tail", fmt.Sprint(tail))
 	}
 	if follow {
@@ -170,13 +170,49 @@ func (c *Client) Logs(ctx context.Context, ref, node string, tail int, follow bo
 		return err
 	}
 	defer resp.Body.Close()
-	if _, err := io.Copy(w, resp.Body); err != nil {
+	last := &lastLine{w: w}
+	if _, err := io.Copy(last, resp.Body); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("logs of %s/%s: %w", ref, node, ctx.Err())
 		}
 		return fmt.Errorf("logs of %s/%s from %s: %w", ref, node, c.addr, err)
 	}
+	if why, ok := last.endMarker(); ok {
+		return &LogsEndedError{Dataflow: ref, Node: node, Reason: why}
+	}
 	return nil
+}
+
+// lastLine passes writes through and keeps the last bytes written, to find the line
+// the coordinator ends a log stream with when the node's daemon is gone.
+type lastLine struct {
+	w    io.Writer
+	tail []byte
+}
+
+const lastLineKeep = 4 << 10
+
+func (l *lastLine) Write(p []byte) (int, error) {
+	n, err := l.w.Write(p)
+	l.tail = append(l.tail, p[:n]...)
+	if len(l.tail) > lastLineKeep {
+		l.tail = append(l.tail[:0], l.tail[len(l.tail)-lastLineKeep:]...)
+	}
+	return n, err
+}
+
+// endMarker returns the reason of the end line (`daemon "D" confirmed dead ...`), if
+// the stream ended with one.
+func (l *lastLine) endMarker() (string, bool) {
+	text := strings.TrimSuffix(string(l.tail), "\n")
+	if i := strings.LastIndexByte(text, '\n'); i >= 0 {
+		text = text[i+1:]
+	}
+	rest, ok := strings.CutPrefix(text, proto.LogsEndMarker)
+	if !ok || !strings.HasSuffix(rest, " --") {
+		return "", false
+	}
+	return strings.TrimSuffix(rest, " --"), true
 }
 
 // call sends a JSON request and decodes the JSON reply into out, within the context's
@@ -198,6 +234,9 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any) err
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		if ctx.Err() != nil {
 			return c.timeoutError(ctx)
+		}
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			return errors.New(c.notCoordinator(resp.StatusCode))
 		}
 		return fmt.Errorf("bad reply from coordinator at %s to %s %s: %w", c.addr, method, path, err)
 	}
@@ -227,7 +266,7 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
-		return nil, apiError(resp)
+		return nil, c.apiError(resp)
 	}
 	return resp, nil
 }
@@ -255,16 +294,17 @@ func (c *Client) timeoutError(ctx context.Context) error {
 	return fmt.Errorf("request to coordinator at %s: %w", c.addr, ctx.Err())
 }
 
-// apiError reads an error reply.
-func apiError(resp *http.Response) error {
+// apiError reads an error reply. A body that is not a JSON API error (an HTML page,
+// a plain-text 404) is not shown: the address is likely another HTTP server.
+func (c *Client) apiError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	var ae proto.APIError
-	msg := strings.TrimSpace(string(b))
 	if json.Unmarshal(b, &ae) == nil && ae.Error != "" {
-		msg = ae.Error
+		return &APIError{Status: resp.StatusCode, Message: ae.Error}
 	}
-	if msg == "" {
-		msg = resp.Status
-	}
-	return &APIError{Status: resp.StatusCode, Message: msg}
+	return &APIError{Status: resp.StatusCode, Message: c.notCoordinator(resp.StatusCode)}
+}
+
+func (c *Client) notCoordinator(status int) string {
+	return fmt.Sprintf("%s does not look like a doractl coordinator (HTTP %d)", c.addr, status)
 }

@@ -130,3 +130,47 @@ func TestDefaultAddr(t *testing.T) {
 		t.Errorf("addr %q", got)
 	}
 }
+
+func TestLogsEndedByDaemonDeath(t *testing.T) {
+	end := "\n" + proto.LogsEndMarker + `daemon "daemon-a" confirmed dead since 12:00:01 (control port refuses connections) --` + "\n"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("a\n" + end))
+	}))
+	defer srv.Close()
+	var buf bytes.Buffer
+	err := New(srv.URL).Logs(context.Background(), "demo", "sink", 0, true, &buf)
+	var le *LogsEndedError
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), `daemon "daemon-a" confirmed dead since 12:00:01`) ||
+		err.Error() != `log stream of demo/sink ended: daemon "daemon-a" confirmed dead since 12:00:01 (control port refuses connections)` {
+		t.Fatalf("error %v", err)
+	}
+	if buf.String() != "a\n"+end {
+		t.Errorf("the end line was not copied: %q", buf.String())
+	}
+}
+
+func TestNotACoordinator(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		if r.URL.Path == "/v1/health" {
+			_, _ = w.Write([]byte("<html><body>welcome</body></html>"))
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte("<html><body><h1>Not Found</h1></body></html>"))
+	}))
+	defer srv.Close()
+	c := New(srv.URL)
+	want := c.Addr() + " does not look like a doractl coordinator (HTTP 404)"
+	if _, err := c.List(context.Background()); err == nil || err.Error() != want || StatusOf(err) != http.StatusNotFound {
+		t.Errorf("error %v, want %q", err, want)
+	}
+	if err := c.Logs(context.Background(), "demo", "sink", 0, false, &bytes.Buffer{}); err == nil || err.Error() != want {
+		t.Errorf("logs error %v, want %q", err, want)
+	}
+	want200 := c.Addr() + " does not look like a doractl coordinator (HTTP 200)"
+	if _, err := c.Health(context.Background()); err == nil || err.Error() != want200 {
+		t.Errorf("health error %v, want %q", err, want200)
+	}
+}

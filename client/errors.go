@@ -47,3 +47,16 @@ func StatusOf(err error) int {
 	}
 	return 0
 }
+
+// LogsEndedError is a log stream the coordinator ended before the node's log was
+// complete, because the node's daemon was confirmed dead, left or failed the request.
+// The coordinator's last line saying so has been copied to the output.
+type LogsEndedError struct {
+	Dataflow, Node string
+	// Reason is the end line's text, naming the daemon: `daemon "D" confirmed dead since ...`.
+	Reason string
+}
+
+func (e *LogsEndedError) Error() string {
+	return fmt.Sprintf("log stream of %s/%s ended: %s", e.Dataflow, e.Node, e.Reason)
+}

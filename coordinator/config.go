@@ -63,6 +63,9 @@ type Config struct {
 	LinkIdleTimeout time.Duration
 	// ControlCheckTimeout bounds the detector's direct check of a daemon over its link.
 	ControlCheckTimeout time.Duration
+	// RestoredTimeout is how long a daemon known from the store has to re-register
+	// after the coordinator started before it is declared dead.
+	RestoredTimeout time.Duration
 
 	// Logger receives structured logs.
 	Logger hclog.Logger
@@ -116,6 +119,8 @@ func DefaultConfig() *Config {
 		LinkIdleTimeout: 5 * time.Second,
 		// A round trip on a healthy link takes milliseconds.
 		ControlCheckTimeout: time.Second,
+		// Daemons redial every 5 s at most: six chances to re-register.
+		RestoredTimeout: 30 * time.Second,
 		// Logs to stderr at info level.
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "coordinator", Level: hclog.Info}),
 		// Unversioned build.
@@ -178,6 +183,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.ControlCheckTimeout <= 0 {
 		out.ControlCheckTimeout = def.ControlCheckTimeout
+	}
+	if out.RestoredTimeout <= 0 {
+		out.RestoredTimeout = def.RestoredTimeout
 	}
 	if out.Logger == nil {
 		out.Logger = def.Logger

@@ -60,5 +60,30 @@ func (s *Server) destroy(ctx context.Context, req proto.APIDestroyRequest) (*pro
 		}()
 	}
 	wg.Wait()
+	s.forgetDaemons(rep.Daemons)
 	return rep, nil
+}
+
+// forgetDaemons records the daemons told to destroy as left, and forgets every known
+// daemon from the store: the next coordinator on this data dir starts a new cluster.
+func (s *Server) forgetDaemons(told []string) {
+	now := time.Now()
+	s.sessMu.Lock()
+	for _, name := range told {
+		if info, ok := s.known[name]; ok && info.LeftAt == nil {
+			info.LeftAt = &now
+			s.known[name] = info
+		}
+	}
+	names := make([]string, 0, len(s.known))
+	for name := range s.known {
+		names = append(names, name)
+	}
+	s.sessMu.Unlock()
+	if s.st == nil || len(names) == 0 {
+		return
+	}
+	if err := s.st.deleteDaemons(names); err != nil {
+		s.log.Warn("forgetting the destroyed cluster's daemons", "error", err)
+	}
 }

@@ -45,6 +45,8 @@ type fakeDaemon struct {
 	logs    map[string][]byte // "df/node" -> log
 	// logsOpen makes logs requests long-poll and never report the end of the log.
 	logsOpen bool
+	// logsGrow is appended to every log after each logs request (a live log).
+	logsGrow string
 }
 
 type fakeOpts struct {
@@ -228,7 +230,11 @@ func (f *fakeDaemon) handle(ctx context.Context, typ string, body proto.Body) (a
 			return nil, err
 		}
 		f.mu.Lock()
-		data, open := f.logs[req.DataflowID+"/"+req.NodeID], f.logsOpen
+		key := req.DataflowID + "/" + req.NodeID
+		data, open := f.logs[key], f.logsOpen
+		if f.logsGrow != "" {
+			f.logs[key] = append(append([]byte(nil), data...), f.logsGrow...)
+		}
 		f.mu.Unlock()
 		off := req.Offset
 		if off < 0 || off > int64(len(data)) {

@@ -116,7 +116,7 @@ func (s *Server) streamLogs(ctx context.Context, t logTarget, tail int, follow b
 				if !started {
 					return newAPIError(http.StatusBadGateway, "logs of %q from daemon %q: %v", t.node, t.daemon, err)
 				}
-				fmt.Fprintf(w, "\n-- log stream of %q ended: daemon %q: %v --\n", t.node, t.daemon, err)
+				fmt.Fprintf(w, "\n%sdaemon %q (node %q): %v --\n", proto.LogsEndMarker, t.daemon, t.node, err)
 				w.Flush()
 				return nil
 			}
@@ -137,7 +137,10 @@ func (s *Server) streamLogs(ctx context.Context, t logTarget, tail int, follow b
 			w.Flush()
 		}
 		req.Offset, req.Tail = rep.Next, 0
-		if rep.Ended || (!follow && len(rep.Data) == 0) {
+		// Without follow a short chunk means the daemon read to the end of the log as
+		// it was then: lines written since are not part of this answer (a tail of 1
+		// line stays 1 line on a live log).
+		if rep.Ended || (!follow && len(rep.Data) < req.Max) {
 			return nil
 		}
 	}
@@ -149,7 +152,7 @@ func (s *Server) endWithDeath(w flushWriter, wch *daemonWatch) error {
 	if d == nil {
 		return nil
 	}
-	fmt.Fprintf(w, "\n-- log stream ended: %s --\n", d.describe())
+	fmt.Fprintf(w, "\n%s%s --\n", proto.LogsEndMarker, d.describe())
 	w.Flush()
 	return nil
 }

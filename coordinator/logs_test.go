@@ -3,6 +3,7 @@ package coordinator
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -36,6 +37,10 @@ func TestLogs(t *testing.T) {
 	if client.StatusOf(err) != http.StatusNotFound || !strings.Contains(err.Error(), `no node "nope"`) {
 		t.Errorf("unknown node: %v", err)
 	}
+	err = ts.cl.Logs(context.Background(), "demo", "sink", -3, false, &buf)
+	if client.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), `"-3"`) {
+		t.Errorf("negative tail: %v", err)
+	}
 	err = ts.cl.Logs(context.Background(), "nope", "sink", 0, false, &buf)
 	if client.StatusOf(err) != http.StatusNotFound || !strings.Contains(err.Error(), `no dataflow "nope"`) {
 		t.Errorf("unknown dataflow: %v", err)
@@ -60,8 +65,9 @@ func TestLogsEndWhenDaemonDies(t *testing.T) {
 	f.crash()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
+		var le *client.LogsEndedError
+		if !errors.As(err, &le) || !strings.Contains(err.Error(), `daemon "daemon-a" confirmed dead`) {
+			t.Fatalf("logs ended by the death: %v, want an error naming the daemon", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("log stream still open 5s after the daemon died")
@@ -74,3 +80,22 @@ func TestLogsEndWhenDaemonDies(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// Without follow the log is read to its end as it was when asked: lines written
+// meanwhile do not keep the answer going.
+func TestLogsLiveLogWithoutFollow(t *testing.T) {
+	ts := startServer(t, nil)
+	f := newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a"})
+	demo := startDF(t, ts, "demo", twoNodes)
+	f.setLog(demo.ID, "sink", "a\nb\n", true)
+	f.mu.Lock()
+	f.logsGrow = "more\n"
+	f.mu.Unlock()
+	var buf bytes.Buffer
+	if err := ts.cl.Logs(ctxT(t, 5*time.Second), "demo", "sink", 0, false, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if buf.String() != "a\nb\n" {
+		t.Errorf("logs %q, want the log as it was", buf.String())
+	}
+}

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"sort"
+	"time"
 
 	"github.com/doractl/doractl/cluster"
 	"github.com/doractl/doractl/proto"
@@ -21,6 +22,13 @@ func (s *Server) members() []proto.Member {
 		Version: s.cfg.Version,
 	}
 	byName := map[string]proto.Member{}
+	left := map[string]time.Time{}
+	known := s.knownDaemons()
+	for _, d := range known {
+		if d.LeftAt != nil {
+			left[d.Name] = *d.LeftAt
+		}
+	}
 	add := func(m proto.Member) {
 		if m.Name == self.Name {
 			return
@@ -29,9 +37,16 @@ func (s *Server) members() []proto.Member {
 			return
 		}
 		m.Status, m.Since, m.Reason = s.live.state(m.Name)
+		if at, ok := left[m.Name]; ok && (m.Status == "" || m.Status == proto.MemberDead) {
+			// Recorded as left (now or in a previous run); dead only says its link is gone.
+			m.Status, m.Since, m.Reason = proto.MemberLeft, at, "left the cluster"
+		}
 		if m.Status == "" {
 			m.Status = proto.MemberSuspect
 			m.Reason = "not heard from since the coordinator started"
+		}
+		if m.Status == proto.MemberLeft && time.Since(m.Since) > leftForget {
+			return
 		}
 		byName[m.Name] = m
 	}
@@ -49,7 +64,7 @@ func (s *Server) members() []proto.Member {
 			add(memberOf(m))
 		}
 	}
-	for _, d := range s.knownDaemons() {
+	for _, d := range known {
 		add(proto.Member{
 			Name:    d.Name,
 			Role:    string(cluster.RoleDaemon),

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/doractl/doractl/failure"
 	"github.com/doractl/doractl/proto"
 )
 
@@ -114,27 +115,85 @@ func (s *Server) loadStore() error {
 	if err != nil {
 		return err
 	}
+	var forget []string
 	for _, d := range daemons {
+		if d.LeftAt != nil && time.Since(*d.LeftAt) > leftForget {
+			forget = append(forget, d.Name)
+			continue
+		}
 		s.known[d.Name] = d
 	}
-	s.log.Info("store loaded", "path", s.st.path, "dataflows", len(dfs), "daemons", len(daemons))
+	if len(forget) > 0 {
+		if err := s.st.deleteDaemons(forget); err != nil {
+			s.log.Warn("forgetting daemons that left long ago", "daemons", forget, "error", err)
+		}
+	}
+	s.log.Info("store loaded", "path", s.st.path, "dataflows", len(dfs), "daemons", len(s.known), "forgotten", len(forget))
 	return nil
 }
 
-// checkRestoredDaemons has the detector check the daemons that run nodes according to
-// the store and have not registered yet.
+// leftForget is how long a daemon that left the cluster is still listed.
+const leftForget = time.Hour
+
+// markLeft records that a daemon left the cluster (it stays listed as left for
+// leftForget), in memory and in the store.
+func (s *Server) markLeft(name string, at time.Time) {
+	s.sessMu.Lock()
+	info, ok := s.known[name]
+	if ok && info.LeftAt == nil {
+		info.LeftAt = &at
+		s.known[name] = info
+	}
+	s.sessMu.Unlock()
+	if !ok || info.LeftAt != &at || s.st == nil {
+		return
+	}
+	if err := s.st.putDaemon(info); err != nil {
+		s.log.Error("persisting daemon failed", "daemon", name, "error", err)
+	}
+}
+
+// checkRestoredDaemons has the detector check the daemons known from the store that
+// have not left and have not registered yet: a daemon whose port refuses is dead at
+// once, and one that has not re-registered within RestoredTimeout is declared dead
+// then (never suspect forever).
 func (s *Server) checkRestoredDaemons() {
-	busy := map[string]bool{}
-	for _, id := range s.reg.ids(func(d *dataflowRec) bool { return !d.final() }) {
-		for _, name := range s.reg.pendingDaemons(id) {
-			busy[name] = true
-		}
-	}
+	var restored []string
 	for _, d := range s.knownDaemons() {
-		if busy[d.Name] && s.session(d.Name) == nil {
+		if d.LeftAt == nil && s.session(d.Name) == nil {
 			s.live.restored(d)
+			restored = append(restored, d.Name)
 		}
 	}
+	if len(restored) == 0 {
+		return
+	}
+	go func() {
+		t := time.NewTimer(s.cfg.RestoredTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			return
+		}
+		for _, name := range restored {
+			if s.session(name) != nil || s.isLeft(name) {
+				continue
+			}
+			if v := s.live.verdict(name); v == proto.MemberDead || v == proto.MemberLeft {
+				continue
+			}
+			_, _, why := s.live.state(name)
+			s.live.det.Declare(name, failure.Dead, fmt.Sprintf("not re-registered within %s of the coordinator start (%s)", s.cfg.RestoredTimeout, why))
+		}
+	}()
+}
+
+// isLeft reports whether a known daemon left the cluster.
+func (s *Server) isLeft(name string) bool {
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	return s.known[name].LeftAt != nil
 }
 
 // ControlAddr is the bound address of the HTTP control API ("" if none).
@@ -187,10 +246,13 @@ func (s *Server) Run(ctx context.Context) error {
 		"gossip_addr", s.live.gossipAddr(), "machine", s.cfg.Machine, "data_dir", s.cfg.DataDir)
 
 	var runErr error
+	leave := 3 * time.Second
 	select {
 	case <-ctx.Done():
 		s.log.Info("coordinator shutting down", "reason", context.Cause(ctx))
 	case <-s.destroyCh:
+		// The daemons are leaving too: a leave broadcast soon has nobody to go to.
+		leave = time.Second
 		s.log.Info("coordinator shutting down after destroy")
 	case err := <-serveErr:
 		runErr = fmt.Errorf("control API on %s: %w", s.ControlAddr(), err)
@@ -209,7 +271,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, sess := range s.connected() {
 		_ = sess.conn.Close()
 	}
-	lctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	lctx, cancel := context.WithTimeout(context.Background(), leave)
 	s.live.shutdown(lctx)
 	cancel()
 	persStop()
@@ -268,6 +330,9 @@ func (s *Server) controlCheck(ctx context.Context, name string) error {
 // lost, at once, and fences the daemon's link if it is somehow still open.
 func (s *Server) daemonDead(d death) {
 	s.notifyDaemonDead(d)
+	if d.Verdict == proto.MemberLeft {
+		s.markLeft(d.Daemon, d.Since)
+	}
 	changed := s.reg.resolveDaemon(d.Daemon, proto.NodeLost, d.outcome())
 	if len(changed) > 0 {
 		s.log.Warn("daemon gone: its nodes are lost", "daemon", d.Daemon, "verdict", d.Verdict,

@@ -20,6 +20,8 @@ type daemonInfo struct {
 	Version      string            `json:"version,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
 	RegisteredAt time.Time         `json:"registered_at"`
+	// LeftAt is set once the daemon left the cluster (graceful leave or destroy).
+	LeftAt *time.Time `json:"left_at,omitempty"`
 }
 
 // session is a registered daemon's control link.

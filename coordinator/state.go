@@ -142,20 +142,30 @@ func (d *dataflowRec) pendingReason() string {
 	return ""
 }
 
-// cleanReason says how a dataflow that ended cleanly ended.
+// cleanReason says how a dataflow that ended cleanly ended. Killed nodes are counted
+// per outcome: a kill after the grace is not a kill by fencing.
 func (d *dataflowRec) cleanReason() string {
-	killed := 0
+	killed := map[string]int{}
+	var outcomes []string
 	for _, n := range d.Nodes {
-		if n.Status == proto.NodeKilled {
-			killed++
+		if n.Status != proto.NodeKilled {
+			continue
 		}
+		o := n.Outcome
+		if o == "" || o == "killed" {
+			o = "killed after grace"
+		}
+		if killed[o] == 0 {
+			outcomes = append(outcomes, o)
+		}
+		killed[o]++
 	}
 	reason := "all nodes finished"
 	if d.Stop != nil {
 		reason = "stopped by user"
 	}
-	if killed > 0 {
-		reason += fmt.Sprintf(" (%s killed after grace)", plural(killed, "node"))
+	for _, o := range outcomes {
+		reason += fmt.Sprintf(" (%s %s)", plural(killed[o], "node"), o)
 	}
 	return reason
 }

@@ -40,6 +40,12 @@ func (s *Server) parseStop(req proto.APIStopRequest) (stopParams, error) {
 		if err != nil || t <= 0 {
 			return p, newAPIError(http.StatusBadRequest, "bad timeout %q: want a positive duration such as 30s", req.Timeout)
 		}
+		if !p.force && t < p.grace+p.killAfter {
+			// The deadline's force-kill would cut the grace short and still look clean.
+			return p, newAPIError(http.StatusBadRequest,
+				"timeout %s is shorter than grace %s + kill window %s: give a longer --timeout, a shorter --grace-duration, or --force",
+				t, p.grace, p.killAfter)
+		}
 		p.timeout = t
 	}
 	return p, nil
@@ -93,7 +99,7 @@ func (s *Server) stopDataflow(ctx context.Context, ref string, req proto.APIStop
 	})
 	if final {
 		s.stopMu.Unlock()
-		return s.stopReply(id, start, nil, 0), nil
+		return s.endedStopReply(id), nil
 	}
 	joined := op != nil
 	if !joined {
@@ -296,6 +302,19 @@ func (s *Server) stopReply(id string, start time.Time, unconfirmed []string, tim
 		parts = append(parts, msg)
 	}
 	r.Error = strings.Join(parts, "; ")
+	return r
+}
+
+// endedStopReply answers a stop of a dataflow that had already ended: its recorded
+// outcomes, with the elapsed time of the stop that ended it (none if none did).
+func (s *Server) endedStopReply(id string) *proto.APIStopReply {
+	r := s.stopReply(id, time.Now(), nil, 0)
+	r.AlreadyEnded, r.Elapsed = true, ""
+	s.reg.read(id, func(d *dataflowRec) {
+		if d.Stop != nil && d.EndedAt != nil && !d.EndedAt.Before(d.Stop.At) {
+			r.Elapsed = roundElapsed(d.EndedAt.Sub(d.Stop.At))
+		}
+	})
 	return r
 }
 

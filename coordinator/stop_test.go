@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doractl/doractl/client"
 	"github.com/doractl/doractl/proto"
 )
 
@@ -54,6 +55,13 @@ func TestStopCooperative(t *testing.T) {
 	}
 	if again.Status != proto.DataflowFinished || again.Error != "" || len(again.Nodes) != 2 || again.Nodes[0].Status != proto.NodeStopped {
 		t.Errorf("second stop %+v", again)
+	}
+	// It carries the duration of the stop that ended the dataflow, not its own.
+	if took, err := time.ParseDuration(again.Elapsed); !again.AlreadyEnded || err != nil || took > time.Second {
+		t.Errorf("second stop: already ended %v, elapsed %q, want the first stop's", again.AlreadyEnded, again.Elapsed)
+	}
+	if rep.AlreadyEnded {
+		t.Errorf("first stop marked already ended")
 	}
 	if n := len(f.stopRequests()); n != 1 {
 		t.Errorf("second stop sent %d more stop requests", n-1)
@@ -162,7 +170,7 @@ func TestStopWhileDaemonAway(t *testing.T) {
 	})
 	// The control port still accepts connections: the daemon is not proven dead, so
 	// the stop waits for it until its deadline.
-	srep, elapsed := stopDF(t, ts, "demo", proto.APIStopRequest{Timeout: "1s"})
+	srep, elapsed := stopDF(t, ts, "demo", proto.APIStopRequest{Grace: "200ms", Timeout: "1s"})
 	if elapsed > 3*time.Second || len(srep.Unconfirmed) != 1 || !strings.Contains(srep.Error, "not connected") {
 		t.Fatalf("stop of a dataflow on an absent daemon: %+v after %s", srep, elapsed)
 	}
@@ -227,7 +235,7 @@ func TestConcurrentStopsJoin(t *testing.T) {
 
 	first := make(chan *proto.APIStopReply, 1)
 	go func() {
-		rep, err := ts.cl.Stop(context.Background(), "demo", proto.APIStopRequest{Timeout: "5s"})
+		rep, err := ts.cl.Stop(context.Background(), "demo", proto.APIStopRequest{Grace: "2s", Timeout: "5s"})
 		if err != nil {
 			t.Error(err)
 		}
@@ -266,5 +274,25 @@ func TestConcurrentStopsJoin(t *testing.T) {
 		case <-time.After(3 * time.Second):
 			t.Fatal("a stop did not return after the outcomes arrived")
 		}
+	}
+}
+
+// A timeout shorter than grace + kill window would cut the grace short with a forced
+// kill that looks clean: it is refused unless the stop is forced.
+func TestStopTimeoutShorterThanGrace(t *testing.T) {
+	ts := startServer(t, nil)
+	f := newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a"})
+	startDF(t, ts, "demo", twoNodes)
+	waitStatus(t, ts, "demo", proto.DataflowRunning, proto.NodeRunning)
+	_, err := ts.cl.Stop(context.Background(), "demo", proto.APIStopRequest{Grace: "10s", Timeout: "2s"})
+	if client.StatusOf(err) != 400 || !strings.Contains(err.Error(), "timeout 2s is shorter than grace 10s + kill window 5s") {
+		t.Fatalf("stop with a short timeout: %v (status %d)", err, client.StatusOf(err))
+	}
+	if n := len(f.stopRequests()); n != 0 {
+		t.Fatalf("a refused stop sent %d stop requests", n)
+	}
+	rep, _ := stopDF(t, ts, "demo", proto.APIStopRequest{Grace: "10s", Timeout: "2s", Force: true})
+	if rep.Status != proto.DataflowFinished {
+		t.Errorf("forced stop %+v", rep)
 	}
 }

@@ -132,3 +132,20 @@ func (s *store) putDaemon(d daemonInfo) error {
 	}
 	return nil
 }
+
+// deleteDaemons forgets daemons.
+func (s *store) deleteDaemons(names []string) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketDaemons)
+		for _, name := range names {
+			if err := b.Delete([]byte(name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store %s: delete daemons: %w", s.path, err)
+	}
+	return nil
+}

@@ -178,6 +178,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		"node_addr", d.NodeListenAddr(), "gossip_addr", d.gossipAddr(), "state_dir", d.dir, "epoch", d.epoch)
 
 	var grace time.Duration
+	leave := ringLeaveTimeout
 	select {
 	case <-ctx.Done():
 		grace = d.cfg.DefaultGrace
@@ -186,16 +187,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if grace <= 0 {
 			grace = d.cfg.DefaultGrace
 		}
+		leave = destroyLeaveTimeout
 		d.log.Info("destroy: stopping every node", "grace", grace)
 	}
-	d.shutdown(grace)
+	d.shutdown(grace, leave)
 	cancelSess()
 	return nil
 }
 
 // shutdown stops every dataflow within grace (plus the kill window), reports the outcomes
-// and leaves the ring.
-func (d *Daemon) shutdown(grace time.Duration) {
+// and leaves the ring within leave.
+func (d *Daemon) shutdown(grace, leave time.Duration) {
 	d.mu.Lock()
 	d.shutting = true
 	d.mu.Unlock()
@@ -219,7 +221,7 @@ func (d *Daemon) shutdown(grace time.Duration) {
 		d.log.Warn("some node statuses could not be sent to the coordinator before exit")
 	}
 	fcancel()
-	d.leaveRing()
+	d.leaveRing(leave)
 	d.left = true
 	d.log.Info("daemon stopped")
 }

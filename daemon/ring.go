@@ -15,6 +15,10 @@ const (
 	ringJoinTimeout = 10 * time.Second
 	// ringLeaveTimeout bounds the graceful leave at shutdown.
 	ringLeaveTimeout = 5 * time.Second
+	// destroyLeaveTimeout bounds the leave on destroy: every member is leaving at once,
+	// so the leave broadcast soon has nobody left to be sent to and would wait its whole
+	// budget.
+	destroyLeaveTimeout = time.Second
 	// metaUpdateTimeout bounds the wait for a metadata update before joining (it keeps
 	// spreading afterwards).
 	metaUpdateTimeout = 300 * time.Millisecond
@@ -113,12 +117,12 @@ func (d *Daemon) joinRing(reply *proto.RegisterReply) {
 	}()
 }
 
-// leaveRing leaves the ring gracefully (bounded) and stops the member.
-func (d *Daemon) leaveRing() {
+// leaveRing leaves the ring gracefully (bounded by timeout) and stops the member.
+func (d *Daemon) leaveRing(timeout time.Duration) {
 	if d.ring == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), ringLeaveTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := d.ring.Leave(ctx); err != nil {
 		d.log.Warn("leave gossip ring", "error", err)

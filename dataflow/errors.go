@@ -1,8 +1,10 @@
 package dataflow
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -120,8 +122,11 @@ func (p *problems) err() error {
 }
 
 // syntaxError turns an error from the YAML decoder into an *Error,
-// keeping the line the decoder reports.
-func syntaxError(file string, err error) *Error {
+// keeping the line the decoder reports. The decoder often names the line
+// where the enclosing block starts rather than the offending one, so when
+// data is given the line is refined to the first line at which a prefix of
+// data fails with the same message.
+func syntaxError(file string, err error, data []byte) *Error {
 	msg, _ := strings.CutPrefix(err.Error(), "yaml: ")
 	e := &Error{File: file, Msg: "invalid YAML: " + msg, Err: err}
 	rest, ok := strings.CutPrefix(msg, "line ")
@@ -138,5 +143,38 @@ func syntaxError(file string, err error) *Error {
 	}
 	e.Line = line
 	e.Msg = "invalid YAML: " + text
+	if l := firstFailingLine(data, text); l > line {
+		e.Line = l
+	}
 	return e
+}
+
+// maxRefineLines bounds the work firstFailingLine does (it is quadratic).
+const maxRefineLines = 1000
+
+// firstFailingLine returns the smallest n such that decoding the first n
+// lines of data fails with msg (the decoder's text without "yaml: line N: "),
+// or 0 if there is none.
+func firstFailingLine(data []byte, msg string) int {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines) > maxRefineLines {
+		return 0
+	}
+	var prefix []byte
+	for i, l := range lines {
+		prefix = append(prefix, l...)
+		dec := yaml.NewDecoder(bytes.NewReader(prefix))
+		for {
+			var n yaml.Node
+			err := dec.Decode(&n)
+			if err == nil {
+				continue
+			}
+			if !errors.Is(err, io.EOF) && strings.HasSuffix(err.Error(), ": "+msg) {
+				return i + 1
+			}
+			break
+		}
+	}
+	return 0
 }

@@ -305,7 +305,13 @@ bogus: 1
 		{
 			name: "tab indentation",
 			src:  "nodes:\n  - id: a\n\tpath: x\n",
-			want: []wantErr{{2, 0, "", "invalid YAML: found a tab character"}},
+			want: []wantErr{{3, 0, "", "invalid YAML: found a tab character"}},
+		},
+		{
+			name: "mis-indented key names its own line",
+			src:  "nodes:\n  - id: a\n    path: /bin/true\n   inputs: [\n",
+			want: []wantErr{{4, 0, "", "invalid YAML: did not find expected '-' indicator"}},
+			text: "test.yml:4: invalid YAML: did not find expected '-' indicator",
 		},
 		{
 			name: "two documents",

@@ -55,7 +55,7 @@ func document(data []byte, filename string) (*yaml.Node, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &Error{File: filename, Msg: "empty descriptor: `nodes` is required"}
 		}
-		return nil, syntaxError(filename, err)
+		return nil, syntaxError(filename, err, data)
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
@@ -63,7 +63,7 @@ func document(data []byte, filename string) (*yaml.Node, error) {
 		return nil, &Error{File: filename, Line: extra.Line, Column: extra.Column,
 			Msg: "more than one YAML document; a descriptor is a single document"}
 	case !errors.Is(err, io.EOF):
-		return nil, syntaxError(filename, err)
+		return nil, syntaxError(filename, err, data)
 	}
 	if doc.Kind == yaml.DocumentNode {
 		if len(doc.Content) == 0 {

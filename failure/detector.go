@@ -216,6 +216,24 @@ func (d *Detector) Forget(name string) {
 	d.reg.memberBack(name)
 }
 
+// Declare gives a member a gone verdict (Dead or Left) on evidence found outside the
+// detector, e.g. a member known from a previous run that did not come back in time. Its
+// pending operations fail as for any confirmed death; a later join or link revives it.
+func (d *Detector) Declare(name string, v Verdict, reason string) {
+	if !v.Gone() {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m, _ := d.getOrCreate(name, d.cfg.Now())
+	if m.state.Verdict.Gone() {
+		return
+	}
+	m.gen++
+	m.confirming = false
+	d.setVerdict(m, v, reason)
+}
+
 // GossipJoin reports a member alive in the ring (a join or metadata update),
 // with its control address. A member thought dead or left is revived.
 func (d *Detector) GossipJoin(name string, controlAddr string) {

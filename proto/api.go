@@ -115,6 +115,10 @@ type APIStopReply struct {
 	Unconfirmed []string   `json:"unconfirmed,omitempty"` // daemons that did not confirm before the deadline
 	Error       string     `json:"error,omitempty"`       // one-line reason when not clean
 	Elapsed     string     `json:"elapsed"`
+	// AlreadyEnded is set when the dataflow had ended before this request: Elapsed is
+	// then the duration of the stop that ended it (from the stop request to the last
+	// outcome), or empty when it ended without a stop.
+	AlreadyEnded bool `json:"already_ended,omitempty"`
 }
 
 // APIDestroyRequest stops every dataflow, daemon and the coordinator.
@@ -127,3 +131,8 @@ type APIDestroyReply struct {
 	Dataflows []APIStopReply `json:"dataflows"`
 	Daemons   []string       `json:"daemons"`
 }
+
+// LogsEndMarker starts the last line of a log stream the coordinator ended because the
+// node's daemon is gone or failed ("-- log stream ended: daemon "D" confirmed dead ... --"):
+// clients treat such an end as an error.
+const LogsEndMarker = "-- log stream ended: "

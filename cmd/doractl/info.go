@@ -3,6 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/doractl/doractl/dataflow"
@@ -14,7 +18,7 @@ func newListCmd(g *globalOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
-		Short:   "List dataflows: UUID, name, status, nodes, machines",
+		Short:   "List dataflows: UUID, name, status, nodes, machines, reason",
 		Long: `List every dataflow the coordinator knows, running and ended.
 
 Status is one of running, stopping, finished, failed. With -o json the output is an array
@@ -96,7 +100,8 @@ line:column and node. Exit status 0 when valid.`,
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", n.ID, n.Path, len(n.Inputs), len(n.Outputs), orDash(n.Deploy.Machine))
 			}
 			tw.Flush()
-			fmt.Fprintf(w, "%s: valid, %d nodes\n", args[0], len(d.Nodes))
+			fmt.Fprintf(w, "%s: valid, %s\n", args[0], plural(len(d.Nodes), "node"))
+			printPathWarnings(cmd.ErrOrStderr(), d)
 			return nil
 		},
 	}
@@ -110,6 +115,46 @@ func newVersionCmd() *cobra.Command {
 		Run: func(cmd *cobra.Command, _ []string) {
 			fmt.Fprintf(cmd.OutOrStdout(), "doractl %s\n", version)
 		},
+	}
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// pathWarnings lists nodes whose executable, resolved on this machine against the
+// descriptor's folder, is missing, a directory or not executable. Dynamic and shell
+// nodes, git nodes and bare names looked up in PATH are not checked.
+func pathWarnings(d *dataflow.Descriptor) []string {
+	var out []string
+	for _, n := range d.Nodes {
+		if n.Git != "" || n.IsDynamic() || n.IsShell() || n.Path == "" ||
+			!strings.ContainsRune(n.Path, '/') && !strings.ContainsRune(n.Path, filepath.Separator) {
+			continue
+		}
+		p := n.ResolvedPath(d.Dir)
+		var problem string
+		switch fi, err := os.Stat(p); {
+		case err != nil:
+			problem = "does not exist"
+		case fi.IsDir():
+			problem = "is a directory"
+		case fi.Mode().Perm()&0o111 == 0:
+			problem = "is not executable"
+		default:
+			continue
+		}
+		out = append(out, fmt.Sprintf("node %q: path %s %s on this machine", n.ID, p, problem))
+	}
+	return out
+}
+
+func printPathWarnings(w io.Writer, d *dataflow.Descriptor) {
+	for _, msg := range pathWarnings(d) {
+		fmt.Fprintf(w, "warning: %s\n", msg)
 	}
 }
 

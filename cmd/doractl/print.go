@@ -32,11 +32,25 @@ func printMembers(w io.Writer, ms []proto.Member) {
 
 func printDataflows(w io.Writer, dfs []proto.Dataflow) {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "UUID\tNAME\tSTATUS\tNODES\tMACHINES\tSTARTED")
+	fmt.Fprintln(tw, "UUID\tNAME\tSTATUS\tNODES\tMACHINES\tSTARTED\tREASON")
 	for _, d := range dfs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Status, nodeCounts(d.Nodes), strings.Join(d.Machines, ","), ago(d.StartedAt))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Status, nodeCounts(d.Nodes), strings.Join(d.Machines, ","), ago(d.StartedAt), orDash(truncate(oneLineText(d.Reason), 60)))
 	}
 	tw.Flush()
+}
+
+// truncate shortens s to at most n runes, ending it with "..." when cut.
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-3]) + "..."
+}
+
+// oneLineText joins the lines of s with spaces, so it fits a table cell.
+func oneLineText(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // nodeCounts summarises node statuses: "3 running" or "2 stopped, 1 killed".

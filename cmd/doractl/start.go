@@ -56,13 +56,16 @@ func runStart(ctx context.Context, c *client.Client, path string, o *startOpts, 
 	if err != nil {
 		return fmt.Errorf("read dataflow: %w", err)
 	}
-	if _, err := dataflow.Parse(text, path); err != nil {
+	d, err := dataflow.Parse(text, path)
+	if err != nil {
 		return err
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return fmt.Errorf("resolve %s: %w", path, err)
 	}
+	d.Dir = filepath.Dir(abs)
+	printPathWarnings(errw, d)
 	sctx, cancel := context.WithTimeout(ctx, 45*time.Second)
 	defer cancel()
 	rep, err := c.Start(sctx, proto.APIStartRequest{

@@ -44,9 +44,10 @@ then SIGKILL after half the grace again. --force kills at once. The command alwa
 by --timeout (default grace + kill window + 10s): nodes on a daemon confirmed dead are
 reported lost at once, and daemons that did not confirm in time are named.
 
-Outcomes: finished, stopped, killed after grace, failed (exit N / signal S),
-lost (daemon D dead), dynamic, never connected.
-Exit status 0 when every node ended cleanly; 1 with a one-line reason otherwise.`,
+Outcomes: finished, stopped, killed after grace, killed (forced),
+failed (exit N / signal S), lost (daemon D dead), dynamic, never connected.
+Exit status 0 when every node has an outcome and none failed or was lost (a node killed
+after the grace is an outcome, not an error); 1 with a one-line reason otherwise.`,
 		Example: "  doractl stop demo\n  doractl stop demo --grace-duration 5s --timeout 30s\n  doractl stop 0b6e... --force -o json",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -129,7 +130,14 @@ func runStop(ctx context.Context, c *client.Client, ref string, o *stopOpts, out
 			return nil
 		}
 		printNodeOutcomes(out, rep.Nodes)
-		fmt.Fprintf(out, "dataflow %s (%s) %s in %s\n", rep.Name, rep.ID, rep.Status, rep.Elapsed)
+		switch {
+		case rep.AlreadyEnded && rep.Elapsed != "":
+			fmt.Fprintf(out, "dataflow %s (%s) had already %s (its stop took %s)\n", rep.Name, rep.ID, rep.Status, rep.Elapsed)
+		case rep.AlreadyEnded:
+			fmt.Fprintf(out, "dataflow %s (%s) had already %s\n", rep.Name, rep.ID, rep.Status)
+		default:
+			fmt.Fprintf(out, "dataflow %s (%s) %s in %s\n", rep.Name, rep.ID, rep.Status, rep.Elapsed)
+		}
 	}
 	if rep.Error != "" {
 		return &exitError{code: 1, msg: rep.Error}

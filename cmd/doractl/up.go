@@ -8,7 +8,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,6 +27,7 @@ type upOpts struct {
 	gossipPort int
 	nodePort   int
 	wait       time.Duration
+	profileSet bool // --profile given explicitly
 }
 
 func newUpCmd(g *globalOpts) *cobra.Command {
@@ -41,6 +44,7 @@ multi-machine placement and failures).
 		Example: "  doractl up\n  doractl up --machines robot-a,robot-b\n  doractl --coordinator-addr 127.0.0.1:7012 up --daemon-port 7290 --gossip-port 7292",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.profileSet = cmd.Flags().Changed("profile")
 			return runUp(cmd.Context(), g, o, cmd.OutOrStdout())
 		},
 	}
@@ -69,9 +73,55 @@ func machineIDs(n int) []string {
 	return ids
 }
 
+var validMachineID = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+
+// checkMachineIDs rejects invalid and duplicate ids given to --machines.
+func checkMachineIDs(ids []string) error {
+	seen := map[string]bool{}
+	for _, m := range ids {
+		if !validMachineID.MatchString(m) {
+			return fmt.Errorf("--machines: invalid machine id %q (use letters, digits, '.', '_' and '-')", m)
+		}
+		if seen[m] {
+			return fmt.Errorf("--machines: duplicate machine id %q", m)
+		}
+		seen[m] = true
+	}
+	return nil
+}
+
+// portFree reports whether addr can be listened on now.
+func portFree(addr string) bool {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// lastLogLine returns the last non-empty line of the log at path.
+func lastLogLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "no log: " + err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n\r\t "), "\n")
+	if last := strings.TrimSpace(lines[len(lines)-1]); last != "" {
+		return last
+	}
+	return "empty log " + path
+}
+
+// errStopWaiting ends waitFor at once.
+type errStopWaiting struct{ error }
+
 func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 	if o.daemons < 1 {
 		return fmt.Errorf("--daemons must be at least 1")
+	}
+	if err := checkMachineIDs(o.machines); err != nil {
+		return err
 	}
 	machines := o.machines
 	if len(machines) == 0 {
@@ -94,6 +144,9 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 	hcancel()
 	if herr == nil {
 		fmt.Fprintf(out, "coordinator already running at %s\n", g.coordinatorAddr)
+		if o.profileSet {
+			fmt.Fprintf(out, "note: coordinator already running; --profile %s not applied (destroy first to change it)\n", o.profile)
+		}
 	} else {
 		args := []string{"coordinator",
 			"--control-addr", g.coordinatorAddr,
@@ -117,7 +170,9 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 		return err
 	}
 	want := map[string]bool{}
-	for i, m := range machines {
+	var spawned []string
+	nodePortDecided := false
+	for _, m := range machines {
 		name := "daemon-" + m
 		want[name] = true
 		if memberAlive(members, name) {
@@ -130,9 +185,15 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 			fmt.Fprintf(out, "daemon %s already running (pid %d), waiting for it to reconnect\n", name, pf.pid)
 			continue
 		}
+		// The node port goes to the first daemon started while nobody holds it.
 		nodeAddr := "127.0.0.1:0"
-		if i == 0 {
-			nodeAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(o.nodePort))
+		if !nodePortDecided {
+			nodePortDecided = true
+			if np := net.JoinHostPort("127.0.0.1", strconv.Itoa(o.nodePort)); portFree(np) {
+				nodeAddr = np
+			} else {
+				fmt.Fprintf(out, "note: node port %s is in use; %s listens for dynamic nodes on a free port\n", np, name)
+			}
 		}
 		args := []string{"daemon",
 			"--coordinator", net.JoinHostPort(host, strconv.Itoa(o.daemonPort)),
@@ -148,8 +209,14 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "starting %s (pid %d, log %s)\n", name, pid, filepath.Join(dir, name+".log"))
+		spawned = append(spawned, name)
 	}
 	err = waitFor(ctx, func() error {
+		for _, name := range spawned {
+			if _, ok := livePidFile(dir, name); !ok {
+				return errStopWaiting{fmt.Errorf("%s exited: %s", name, lastLogLine(filepath.Join(dir, name+".log")))}
+			}
+		}
 		ms, err := c.Members(ctx)
 		if err != nil {
 			return err
@@ -161,6 +228,9 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 		}
 		return nil
 	})
+	if stop := (errStopWaiting{}); errors.As(err, &stop) {
+		return stop.error
+	}
 	if err != nil {
 		return fmt.Errorf("cluster not ready within %s (logs in %s): %w", o.wait, dir, err)
 	}
@@ -189,6 +259,7 @@ func memberAlive(ms []proto.Member, name string) bool {
 }
 
 // waitFor polls cond until it succeeds or ctx ends; the error is the last reason.
+// An errStopWaiting from cond ends it at once.
 func waitFor(ctx context.Context, cond func() error) error {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
@@ -196,6 +267,9 @@ func waitFor(ctx context.Context, cond func() error) error {
 	for {
 		if last = cond(); last == nil {
 			return nil
+		}
+		if stop := (errStopWaiting{}); errors.As(last, &stop) {
+			return last
 		}
 		select {
 		case <-ctx.Done():
@@ -237,7 +311,7 @@ func runDestroy(ctx context.Context, c *client.Client, grace time.Duration, out 
 	} else if !errors.Is(err, client.ErrUnreachable) {
 		return err
 	} else if len(livePids(pids)) == 0 {
-		fmt.Fprintf(out, "nothing to destroy: %s\n", oneLine(err))
+		fmt.Fprintf(out, "nothing to destroy: no coordinator at %s\n", c.Addr())
 		return nil
 	} else {
 		fmt.Fprintf(out, "coordinator unreachable (%s); stopping the local processes\n", oneLine(err))

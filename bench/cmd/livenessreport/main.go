@@ -1,0 +1,226 @@
+// Command livenessreport measures doractl's liveness figures side by side in one run, with
+// one fault schedule for both detectors: the SWIM ring (cluster.Ring over memberlist, every
+// member on its own loopback IP behind a cluster.FaultTransport) and the baseline central
+// heartbeat (failure.HeartbeatDetector, dora's 5 s / 20 s scheme). It writes the section
+// "Liveness: SWIM vs central heartbeat" into a Markdown file, replacing that section if it
+// is there and leaving every other section alone.
+//
+//	go run ./bench/cmd/livenessreport -out docs/benchmarks.md
+//
+// Figures: crash detection latency at N = 3, 5, 10 (observer: the coordinator member),
+// false deaths under packet loss and process stalls at N = 5, and gossip messages per
+// second per member at N = 10, 50, 200.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// options are the command line flags.
+type options struct {
+	out          string
+	command      string
+	trials       int
+	wanTrials    int
+	lossDuration time.Duration
+	stalls       int
+	stallRecover time.Duration
+	loadWindow   time.Duration
+	loadSizes    string
+	quick        bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.out, "out", "docs/benchmarks.md", "Markdown file to write the section into (- for stdout)")
+	flag.StringVar(&o.command, "command", "make bench-liveness", "reproducing command printed in the report")
+	flag.IntVar(&o.trials, "trials", 10, "crash trials per profile and N (lan, local, flaky, baseline)")
+	flag.IntVar(&o.wanTrials, "wan-trials", 3, "crash trials per N on the wan profile")
+	flag.DurationVar(&o.lossDuration, "loss-duration", 90*time.Second, "run time of each packet-loss condition")
+	flag.IntVar(&o.stalls, "stalls", 3, "stalls per stall condition")
+	flag.DurationVar(&o.stallRecover, "stall-recover", 20*time.Second, "observation time after each stall ends")
+	flag.DurationVar(&o.loadWindow, "load-window", 30*time.Second, "measurement window of the gossip load")
+	flag.StringVar(&o.loadSizes, "load-sizes", "10,50,200", "ring sizes of the gossip load")
+	flag.BoolVar(&o.quick, "quick", false, "a short smoke run (not figures)")
+	flag.Parse()
+	if o.quick {
+		o.trials, o.wanTrials = 2, 1
+		o.lossDuration, o.stalls, o.stallRecover, o.loadWindow = 10*time.Second, 1, 5*time.Second, 5*time.Second
+		o.loadSizes = "10,50"
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := run(ctx, &o); err != nil {
+		fmt.Fprintln(os.Stderr, "livenessreport:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o *options) error {
+	sizes, err := parseSizes(o.loadSizes)
+	if err != nil {
+		return err
+	}
+	rep := &report{
+		command: o.command, date: time.Now(), cpus: runtime.NumCPU(), goVersion: runtime.Version(),
+		loadBefore: loadAverage(), opts: *o,
+	}
+	start := time.Now()
+
+	// Phase 1: crash detection latency. Every (detector, profile, N) is its own ring on its
+	// own loopback IPs, run at the same time as the others.
+	progress("crash latency: %d trials per profile and N (wan: %d)", o.trials, o.wanTrials)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, p := range []string{"lan", "local", "flaky", "wan"} {
+		trials := o.trials
+		if p == "wan" {
+			trials = o.wanTrials
+		}
+		for _, n := range []int{3, 5, 10} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res := runSwimCrash(ctx, p, n, trials)
+				mu.Lock()
+				rep.crash = append(rep.crash, res)
+				mu.Unlock()
+			}()
+		}
+	}
+	for _, n := range []int{3, 5, 10} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := runBaselineCrash(ctx, n, o.trials)
+			mu.Lock()
+			rep.crash = append(rep.crash, res)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	rep.loadAfterCrash = loadAverage()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	// Phase 2: false deaths under loss and stalls, N = 5, every condition at once.
+	progress("false deaths: loss 0/10/20/30%% for %s each, stalls 3/8/15 s x %d", o.lossDuration, o.stalls)
+	for _, p := range []string{"lan", "local", "flaky"} {
+		for _, loss := range lossRates {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res := runSwimLoss(ctx, p, 5, loss, o.lossDuration)
+				mu.Lock()
+				rep.loss = append(rep.loss, res)
+				mu.Unlock()
+			}()
+		}
+		for _, d := range stallDurations {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res := runSwimStall(ctx, p, 5, d, o.stalls, o.stallRecover)
+				mu.Lock()
+				rep.stall = append(rep.stall, res)
+				mu.Unlock()
+			}()
+		}
+	}
+	for _, loss := range lossRates {
+		for _, scale := range []int{1, baselineScale} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res := runBaselineLoss(ctx, 5, loss, o.lossDuration, scale)
+				mu.Lock()
+				rep.loss = append(rep.loss, res)
+				mu.Unlock()
+			}()
+		}
+	}
+	for _, d := range stallDurations {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := runBaselineStall(ctx, 5, d, o.stalls, o.stallRecover)
+			mu.Lock()
+			rep.stall = append(rep.stall, res)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	rep.loadAfterFalse = loadAverage()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	// Phase 3: gossip load, alone (it is the heaviest phase).
+	progress("gossip load: N = %s, %s window", o.loadSizes, o.loadWindow)
+	for _, n := range sizes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := runLoad(ctx, n, o.loadWindow)
+			mu.Lock()
+			rep.load = append(rep.load, res)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	rep.loadAfter = loadAverage()
+	rep.wall = time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	rep.sort()
+	if err := rep.write(o.out); err != nil {
+		return err
+	}
+	progress("done in %s; wrote %s", rep.wall.Round(time.Second), o.out)
+	return nil
+}
+
+// Fault conditions of phase 2.
+var (
+	lossRates      = []float64{0, 0.10, 0.20, 0.30}
+	stallDurations = []time.Duration{3 * time.Second, 8 * time.Second, 15 * time.Second}
+)
+
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		var n int
+		if _, err := fmt.Sscanf(strings.TrimSpace(f), "%d", &n); err != nil || n < 2 {
+			return nil, fmt.Errorf("load size %q: want an integer >= 2", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// sectionTitle is the heading of the section this command owns in the output file.
+const sectionTitle = "## Liveness: SWIM vs central heartbeat"
+
+// Targets.
+const (
+	targetLoadRatio = 1.5  // per-member gossip load, largest N over smallest N
+	targetFlakyLoss = 0.20 // zero false deaths at this loss on flaky
+)
+
+// report is everything one run measured, and where it ran.
+type report struct {
+	command        string
+	date           time.Time
+	cpus           int
+	goVersion      string
+	loadBefore     string
+	loadAfterCrash string
+	loadAfterFalse string
+	loadAfter      string
+	wall           time.Duration
+	opts           options
+
+	crash []*crashResult
+	loss  []*lossResult
+	stall []*stallResult
+	load  []*loadResult
+}
+
+var profileOrder = map[string]int{"lan": 0, "local": 1, "flaky": 2, "wan": 3}
+
+func detOrder(d string) int {
+	if d == "SWIM" {
+		return 0
+	}
+	return 1
+}
+
+func (r *report) sort() {
+	slices.SortFunc(r.crash, func(a, b *crashResult) int {
+		return cmp.Or(cmp.Compare(detOrder(a.detector), detOrder(b.detector)),
+			cmp.Compare(profileOrder[a.profile], profileOrder[b.profile]), cmp.Compare(a.n, b.n))
+	})
+	slices.SortFunc(r.loss, func(a, b *lossResult) int {
+		return cmp.Or(cmp.Compare(a.loss, b.loss), cmp.Compare(detOrder(a.detector), detOrder(b.detector)),
+			cmp.Compare(profileOrder[a.profile], profileOrder[b.profile]), strings.Compare(a.profile, b.profile))
+	})
+	slices.SortFunc(r.stall, func(a, b *stallResult) int {
+		return cmp.Or(cmp.Compare(a.stall, b.stall), cmp.Compare(detOrder(a.detector), detOrder(b.detector)),
+			cmp.Compare(profileOrder[a.profile], profileOrder[b.profile]))
+	})
+	slices.SortFunc(r.load, func(a, b *loadResult) int { return cmp.Compare(a.n, b.n) })
+}
+
+// write puts the section into path: in place of an earlier version of it, else before
+// "## Micro-benchmarks" (whose output scripts/bench.sh appends at the end), else at the end.
+func (r *report) write(path string) error {
+	var b bytes.Buffer
+	r.render(&b)
+	if path == "-" {
+		_, err := os.Stdout.Write(b.Bytes())
+		return err
+	}
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	out := splice(string(old), b.String())
+	if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
+
+func splice(doc, section string) string {
+	lines := strings.SplitAfter(doc, "\n")
+	start, end := -1, len(lines)
+	for i, l := range lines {
+		t := strings.TrimRight(l, "\r\n")
+		if start < 0 && t == sectionTitle {
+			start = i
+			continue
+		}
+		if start >= 0 && strings.HasPrefix(t, "## ") {
+			end = i
+			break
+		}
+	}
+	if start < 0 {
+		for i, l := range lines {
+			if strings.HasPrefix(l, "## Micro-benchmarks") {
+				return strings.Join(lines[:i], "") + section + strings.Join(lines[i:], "")
+			}
+		}
+		if doc != "" && !strings.HasSuffix(doc, "\n\n") {
+			if !strings.HasSuffix(doc, "\n") {
+				doc += "\n"
+			}
+			doc += "\n"
+		}
+		return doc + section
+	}
+	return strings.Join(lines[:start], "") + section + strings.Join(lines[end:], "")
+}
+
+func (r *report) render(b *bytes.Buffer) {
+	o := r.opts
+	fmt.Fprintf(b, "%s\n\n", sectionTitle)
+	fmt.Fprintf(b, "Measured side by side in one run of `%s` (`go run ./bench/cmd/livenessreport -out docs/benchmarks.md`; "+
+		"about %s of wall time), with one fault schedule for both detectors.\n\n", r.command, r.wall.Round(10*time.Second))
+	fmt.Fprintf(b, "| date | nproc | Go | load average before | after crash phase | after false-death phase | after load phase |\n"+
+		"| --- | --- | --- | --- | --- | --- | --- |\n| %s | %d | %s | %s | %s | %s | %s |\n\n",
+		r.date.Format("2006-01-02 15:04 MST"), r.cpus, r.goVersion, r.loadBefore, r.loadAfterCrash, r.loadAfterFalse, r.loadAfter)
+	fmt.Fprintf(b, "The machine was shared with other timing-sensitive work during the run (see the load averages): "+
+		"treat the tails as noisy.\n\n")
+	fmt.Fprintf(b, "- **SWIM**: every member is a `cluster.Ring` in this process, on its own loopback IP (127.42.x.y) "+
+		"behind a `cluster.FaultTransport` (real UDP and TCP sockets), with the named profile and the default rejoin "+
+		"interval (10 s). The observer is the coordinator member; a dead verdict is a `MemberLeave` event with "+
+		"`Leaving = false` on its `Events()`. Rings of different conditions run at the same time (they share only the CPUs).\n")
+	fmt.Fprintf(b, "- **heartbeat**: `failure.HeartbeatDetector` with dora's scheme (a beat every 5 s, dead after 20 s "+
+		"without one, sweep every 1 s) as the coordinator; each daemon is a goroutine that beats into it in-process, "+
+		"from a random phase. A beat is one message lost with the drop probability (the same `math/rand/v2` roll as "+
+		"`FaultTransport`); a stall holds beats and delivers the held one when it ends.\n\n")
+
+	r.renderCrash(b)
+	r.renderLoss(b, o)
+	r.renderStall(b, o)
+	r.renderLoad(b)
+	r.renderTargets(b)
+}
+
+func pct(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+
+func (r *report) renderCrash(b *bytes.Buffer) {
+	fmt.Fprintf(b, "### Crash detection latency\n\n")
+	fmt.Fprintf(b, "SWIM: a crash is a total drop (`SetDropRate(1)`, UDP and TCP, both ways) plus an endless "+
+		"`Stall` on a random daemon's transport, i.e. a process that neither sends nor answers; it is taken "+
+		"1–2 probe intervals after the ring converged, at a random phase. Latency is from the crash to the "+
+		"coordinator's dead verdict. After each trial the victim is shut down and a fresh member joins, so the ring "+
+		"stays at N (memberlist still counts the dead entry for a while). Heartbeat: each trial is its own "+
+		"detector with N − 1 daemons; a random daemon stops beating 10–15 s after the start. "+
+		"With ≤ 10 trials p99 is the slowest trial (nearest rank).\n\n")
+	fmt.Fprintf(b, "| detector | profile | N | trials | detected | p50 | p99 | min |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, c := range r.crash {
+		p50, p99, lo := "—", "—", "—"
+		if len(c.latencies) > 0 {
+			p50, p99, lo = secs(pct(c.latencies, 50)), secs(pct(c.latencies, 99)), secs(slices.Min(c.latencies))
+		}
+		det := fmt.Sprintf("%d", len(c.latencies))
+		if c.err != "" {
+			det += " (" + c.err + ")"
+		}
+		fmt.Fprintf(b, "| %s | %s | %d | %d | %s | %s | %s | %s |\n", c.detector, c.profile, c.n, c.trials, det, p50, p99, lo)
+	}
+	b.WriteString("\n")
+}
+
+// perHour formats a count over a duration as a rate per hour, with the 95 % upper bound
+// (rule of three) for a zero count.
+func perHour(count int, over time.Duration) string {
+	h := over.Hours()
+	if h <= 0 {
+		return "—"
+	}
+	if count == 0 {
+		return fmt.Sprintf("0 (< %.0f at 95 %%)", 3/h)
+	}
+	return fmt.Sprintf("%.0f", float64(count)/h)
+}
+
+// hbExpected is the heartbeat's expected false deaths per hour at the coordinator with
+// n-1 daemons: a death starts when a delivered beat is followed by four lost ones.
+func hbExpected(n int, p float64) float64 {
+	return float64(n-1) * 3600 / 5 * (1 - p) * math.Pow(p, 4)
+}
+
+func (r *report) renderLoss(b *bytes.Buffer, o options) {
+	fmt.Fprintf(b, "### False deaths under packet loss (N = 5)\n\n")
+	fmt.Fprintf(b, "Every member's transport drops packets and streams (UDP and TCP) with the given probability; each "+
+		"condition runs for %s of wall time, all conditions at once, and the counts are **extrapolated to one hour** "+
+		"(count × 1 h / run time; a zero is shown with its 95 %% upper bound, 3 / run time). *At coordinator*: dead "+
+		"verdicts on any of the 4 daemons as the coordinator saw them (the figure); *at any member*: every member's "+
+		"dead verdicts on any other, summed (SWIM only). Every false death fails whatever was pending on that "+
+		"member, even when the member is back moments later. The heartbeat runs once in real time on the "+
+		"same schedule and once with its clock compressed ×%d (beat 500 ms, timeout 2 s: %s of detector time); "+
+		"*expected* is the analytic rate, 4 daemons × 720 beats/h × (1 − p) × p⁴.\n\n",
+		o.lossDuration, baselineScale, o.lossDuration*baselineScale)
+	fmt.Fprintf(b, "| loss | detector | profile | run (detector time) | at coordinator | per hour (extrapolated) | at any member | expected per hour |\n"+
+		"| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, l := range r.loss {
+		anyM, exp := "—", "—"
+		if l.atAny >= 0 {
+			anyM = fmt.Sprintf("%d", l.atAny)
+		}
+		if l.detector == "heartbeat" {
+			exp = fmt.Sprintf("%.2f", hbExpected(l.n, l.loss))
+		}
+		run := l.simulated.Round(time.Second).String()
+		if l.err != "" {
+			run = "error: " + l.err
+		}
+		fmt.Fprintf(b, "| %.0f %% | %s | %s | %s | %d | %s | %s | %s |\n", l.loss*100, l.detector, l.profile, run,
+			l.atCoord, perHour(l.atCoord, l.simulated), anyM, exp)
+	}
+	b.WriteString("\n")
+}
+
+func (r *report) renderStall(b *bytes.Buffer, o options) {
+	fmt.Fprintf(b, "### False deaths under a process stall (N = 5)\n\n")
+	fmt.Fprintf(b, "One daemon at a time (rotating) is stalled (`FaultTransport.Stall`: nothing in or out, held traffic "+
+		"delivered when it ends; heartbeat: beats held), %d times per condition, each followed by %s of "+
+		"observation. *Killed*: stalls after which the coordinator declared the stalled member dead. *Per hour*: if "+
+		"one such stall happened every %s (the condition's own schedule), extrapolated.\n\n",
+		o.stalls, o.stallRecover, (stallDurations[0]+o.stallRecover).String()+"–"+(stallDurations[len(stallDurations)-1]+o.stallRecover).String())
+	fmt.Fprintf(b, "| stall | detector | profile | stalls | killed | stall → dead verdict | per hour (extrapolated) |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, s := range r.stall {
+		at := "—"
+		if len(s.firstAt) > 0 {
+			parts := make([]string, len(s.firstAt))
+			for i, d := range s.firstAt {
+				parts[i] = secs(d)
+			}
+			at = strings.Join(parts, ", ")
+		}
+		killed := fmt.Sprintf("%d", s.killed)
+		if s.err != "" {
+			killed = "error: " + s.err
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %d | %s | %s | %s |\n", s.stall, s.detector, s.profile, s.stalls, killed, at,
+			perHour(s.killed, s.duration))
+	}
+	b.WriteString("\n")
+}
+
+func (r *report) renderLoad(b *bytes.Buffer) {
+	fmt.Fprintf(b, "### Gossip load per member\n\n")
+	fmt.Fprintf(b, "N in-process members on the lan profile (plain transports, one loopback IP each), joined through the "+
+		"coordinator; once every member sees all N and 10 s have passed, `Ring.Stats` of every member is read before "+
+		"and after the window. *Messages* = UDP packets + TCP streams opened (probes, acks, indirect probes, gossip, "+
+		"push/pull), per second per member; the heartbeat baseline sends 0.2 per second per daemon, but its "+
+		"coordinator receives 0.2 × (N − 1).\n\n")
+	fmt.Fprintf(b, "| N | window | converged in | messages sent /s/member (mean) | max member | received /s/member | packets /s | streams /s | bytes sent /s/member | vs smallest N |\n"+
+		"| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	var base float64
+	for _, l := range r.load {
+		if l.err != "" {
+			fmt.Fprintf(b, "| %d | error: %s | | | | | | | | |\n", l.n, l.err)
+			continue
+		}
+		if base == 0 {
+			base = l.sentPerMember
+		}
+		fmt.Fprintf(b, "| %d | %s | %s | %.2f | %.2f | %.2f | %.2f | %.3f | %.0f | %.2f× |\n", l.n, l.window, secs(l.convergeTime),
+			l.sentPerMember, l.sentMax, l.recvPerMember, l.packetsPerMember, l.streamsPerMember, l.bytesPerMember, l.sentPerMember/base)
+	}
+	b.WriteString("\n")
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "no"
+}
+
+func (r *report) renderTargets(b *bytes.Buffer) {
+	fmt.Fprintf(b, "### Against the targets\n\n| target | result | met |\n| --- | --- | --- |\n")
+	// Flat load.
+	var first, last *loadResult
+	for _, l := range r.load {
+		if l.err != "" {
+			continue
+		}
+		if first == nil {
+			first = l
+		}
+		last = l
+	}
+	if first != nil && last != first {
+		ratio := last.sentPerMember / first.sentPerMember
+		fmt.Fprintf(b, "| per-member gossip load flat: N = %d → %d within %.1f× | %.2f → %.2f msg/s (%.2f×) | %s |\n",
+			first.n, last.n, targetLoadRatio, first.sentPerMember, last.sentPerMember, ratio, yesNo(ratio <= targetLoadRatio))
+	}
+	// Zero false deaths at 20 % on flaky.
+	for _, l := range r.loss {
+		if l.detector == "SWIM" && l.profile == "flaky" && l.loss == targetFlakyLoss {
+			fmt.Fprintf(b, "| zero false deaths at %.0f %% loss on flaky (N = 5, %s, extrapolated) | %d at coordinator, %d at any member | %s |\n",
+				targetFlakyLoss*100, l.duration.Round(time.Second), l.atCoord, l.atAny, yesNo(l.atCoord == 0 && l.err == ""))
+		}
+	}
+	// Latency.
+	hb := map[int]*crashResult{}
+	for _, c := range r.crash {
+		if c.detector == "heartbeat" {
+			hb[c.n] = c
+		}
+	}
+	for _, c := range r.crash {
+		h := hb[c.n]
+		if c.detector != "SWIM" || h == nil || len(c.latencies) == 0 || len(h.latencies) == 0 {
+			continue
+		}
+		ok := pct(c.latencies, 50) < pct(h.latencies, 50) && pct(c.latencies, 99) < pct(h.latencies, 99)
+		fmt.Fprintf(b, "| SWIM %s ahead of heartbeat on crash latency, N = %d (p50 and p99) | %s / %s vs %s / %s | %s |\n",
+			c.profile, c.n, secs(pct(c.latencies, 50)), secs(pct(c.latencies, 99)), secs(pct(h.latencies, 50)), secs(pct(h.latencies, 99)), yesNo(ok))
+	}
+	// False deaths under loss: SWIM per hour vs the heartbeat's expected rate.
+	for _, l := range r.loss {
+		if l.detector != "SWIM" || l.loss == 0 || l.err != "" {
+			continue
+		}
+		exp := hbExpected(l.n, l.loss)
+		rate := float64(l.atCoord) / l.simulated.Hours()
+		fmt.Fprintf(b, "| SWIM %s fewer false deaths than heartbeat at %.0f %% loss | %.0f/h (%d in %s) vs %.2f/h expected | %s |\n",
+			l.profile, l.loss*100, rate, l.atCoord, l.duration.Round(time.Second), exp, yesNo(rate < exp || (l.atCoord == 0 && exp == 0)))
+	}
+	// Stalls.
+	hbStall := map[time.Duration]*stallResult{}
+	for _, s := range r.stall {
+		if s.detector == "heartbeat" {
+			hbStall[s.stall] = s
+		}
+	}
+	for _, s := range r.stall {
+		h := hbStall[s.stall]
+		if s.detector != "SWIM" || h == nil {
+			continue
+		}
+		fmt.Fprintf(b, "| SWIM %s no more false deaths than heartbeat under a %s stall | %d/%d vs %d/%d stalls killed | %s |\n",
+			s.profile, s.stall, s.killed, s.stalls, h.killed, h.stalls, yesNo(s.killed <= h.killed))
+	}
+	b.WriteString("\n")
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/doractl/doractl/dataflow"
+)
+
+func TestCheckMachineIDs(t *testing.T) {
+	for _, tt := range []struct {
+		ids  []string
+		want string // "" = valid
+	}{
+		{nil, ""},
+		{[]string{"robot-a", "robot_b.2"}, ""},
+		{[]string{"robot-a", "robot-a"}, `duplicate machine id "robot-a"`},
+		{[]string{"a", "b/c"}, `invalid machine id "b/c"`},
+		{[]string{""}, `invalid machine id ""`},
+	} {
+		err := checkMachineIDs(tt.ids)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%q: %v", tt.ids, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%q: error %v, want %q", tt.ids, err, tt.want)
+		}
+	}
+}
+
+func TestLastLogLine(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "d.log")
+	if err := os.WriteFile(p, []byte("starting\nError: listen: address already in use\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := lastLogLine(p), "Error: listen: address already in use"; got != want {
+		t.Errorf("lastLogLine = %q, want %q", got, want)
+	}
+}
+
+func TestPathWarnings(t *testing.T) {
+	dir := t.TempDir()
+	for name, mode := range map[string]os.FileMode{"ok": 0o755, "noexec": 0o644} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := "nodes:\n" +
+		"  - id: ok\n    path: ./ok\n" +
+		"  - id: noexec\n    path: ./noexec\n" +
+		"  - id: missing\n    path: ./missing\n" +
+		"  - id: dir\n    path: " + dir + "\n" +
+		"  - id: bare\n    path: sleep\n" +
+		"  - id: dyn\n    path: dynamic\n"
+	d, err := dataflow.Parse([]byte(src), "d.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Dir = dir
+	got := strings.Join(pathWarnings(d), "\n")
+	for _, want := range []string{`"noexec": path ` + filepath.Join(dir, "noexec") + " is not executable",
+		`"missing": path ` + filepath.Join(dir, "missing") + " does not exist", `"dir": path ` + dir + " is a directory"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings %q lack %q", got, want)
+		}
+	}
+	if n := len(pathWarnings(d)); n != 3 {
+		t.Errorf("%d warnings, want 3: %q", n, got)
+	}
+	if plural(1, "node") != "1 node" || plural(2, "node") != "2 nodes" {
+		t.Error("plural")
+	}
+	if got := truncate(strings.Repeat("x", 70), 60); len(got) != 60 || !strings.HasSuffix(got, "...") {
+		t.Errorf("truncate = %q", got)
+	}
+}

@@ -1,0 +1,105 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/doractl/doractl/proto"
+)
+
+func memberStatus(t *testing.T, ts *testServer, name string) (proto.Member, bool) {
+	t.Helper()
+	ms, err := ts.cl.Members(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return proto.Member{}, false
+}
+
+// A daemon known from the store that does not come back is dead: at once when its port
+// refuses, after RestoredTimeout when the port still answers; never suspect forever,
+// whether or not it ran nodes.
+func TestRestoredDaemonsBecomeDead(t *testing.T) {
+	dir := t.TempDir()
+	withDir := func(c *Config) { c.DataDir = dir; c.RestoredTimeout = 700 * time.Millisecond }
+	ts1 := startServer(t, withDir)
+	gone := newFakeDaemon(t, ts1.srv.DaemonAddr(), fakeOpts{name: "daemon-gone"})
+	mute := newFakeDaemon(t, ts1.srv.DaemonAddr(), fakeOpts{name: "daemon-mute"})
+	ts1.shutdown(t)
+	gone.crash()
+	mute.disconnect() // its port still accepts connections
+
+	ts2 := startServer(t, withDir)
+	checkFor(t, 3*time.Second, 20*time.Millisecond, func() error {
+		m, _ := memberStatus(t, ts2, "daemon-gone")
+		if m.Status != proto.MemberDead {
+			return fmt.Errorf("daemon-gone %s (%s)", m.Status, m.Reason)
+		}
+		return nil
+	})
+	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		m, _ := memberStatus(t, ts2, "daemon-mute")
+		if m.Status != proto.MemberDead || !strings.Contains(m.Reason, "not re-registered within 700ms") {
+			return fmt.Errorf("daemon-mute %s (%s)", m.Status, m.Reason)
+		}
+		return nil
+	})
+	// It may still come back.
+	mute.register(ts2.srv.DaemonAddr(), nil)
+	checkFor(t, 3*time.Second, 20*time.Millisecond, func() error {
+		if m, _ := memberStatus(t, ts2, "daemon-mute"); m.Status != proto.MemberAlive {
+			return fmt.Errorf("daemon-mute %s (%s)", m.Status, m.Reason)
+		}
+		return nil
+	})
+}
+
+// After a destroy, the next coordinator on the same data dir does not list the
+// destroyed cluster's daemons.
+func TestDestroyForgetsDaemons(t *testing.T) {
+	dir := t.TempDir()
+	withDir := func(c *Config) { c.DataDir = dir }
+	ts1 := startServer(t, withDir)
+	newFakeDaemon(t, ts1.srv.DaemonAddr(), fakeOpts{name: "daemon-a"})
+	if _, err := ts1.cl.Destroy(context.Background(), proto.APIDestroyRequest{Grace: "1s"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ts1.done:
+		ts1.done <- err
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after destroy")
+	}
+	ts2 := startServer(t, withDir)
+	if m, ok := memberStatus(t, ts2, "daemon-a"); ok {
+		t.Errorf("destroyed daemon still listed: %+v", m)
+	}
+}
+
+// Daemons recorded as left are listed as left, and forgotten after leftForget.
+func TestLeftDaemonsListedThenForgotten(t *testing.T) {
+	dir := t.TempDir()
+	withDir := func(c *Config) { c.DataDir = dir }
+	ts1 := startServer(t, withDir)
+	newFakeDaemon(t, ts1.srv.DaemonAddr(), fakeOpts{name: "daemon-recent"})
+	newFakeDaemon(t, ts1.srv.DaemonAddr(), fakeOpts{name: "daemon-old"})
+	ts1.srv.markLeft("daemon-recent", time.Now().Add(-10*time.Minute))
+	ts1.srv.markLeft("daemon-old", time.Now().Add(-2*leftForget))
+	ts1.shutdown(t)
+
+	ts2 := startServer(t, withDir)
+	if m, ok := memberStatus(t, ts2, "daemon-recent"); !ok || m.Status != proto.MemberLeft {
+		t.Errorf("daemon-recent %+v, want left", m)
+	}
+	if m, ok := memberStatus(t, ts2, "daemon-old"); ok {
+		t.Errorf("daemon-old still listed: %+v", m)
+	}
+}
