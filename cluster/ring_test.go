@@ -4,39 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"github.com/doractl/doractl/internal/testutil"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 )
-
-// checkFor polls f every interval until it returns nil, and fails the test
-// with f's last error if that does not happen within timeout.
-func checkFor(t *testing.T, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not true after %s: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
-
-func testLogger(name string) hclog.Logger {
-	if os.Getenv("DORACTL_TEST_LOG") == "" {
-		return hclog.NewNullLogger()
-	}
-	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Debug, Output: os.Stderr})
-}
 
 func localProfile(t *testing.T) Profile {
 	t.Helper()
@@ -57,7 +31,7 @@ func newTestRing(t *testing.T, name string, opts ...func(*Config)) *Ring {
 	cfg.BindPort = 0
 	cfg.Profile = localProfile(t)
 	cfg.RejoinInterval = 500 * time.Millisecond
-	cfg.Logger = testLogger(name)
+	cfg.Logger = testutil.Logger(name)
 	cfg.Meta = Meta{
 		Role:        RoleDaemon,
 		Machine:     "machine-" + name,
@@ -145,7 +119,7 @@ func threeMembers(t *testing.T, opts ...func(*Config)) (a, b, c *Ring) {
 	join(t, b, a.Addr())
 	join(t, c, a.Addr())
 	for _, r := range []*Ring{a, b, c} {
-		checkFor(t, 10*time.Second, 20*time.Millisecond, func() error { return expectMembers(r, "a", "b", "c") })
+		testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error { return expectMembers(r, "a", "b", "c") })
 	}
 	return a, b, c
 }
@@ -165,7 +139,7 @@ func TestThreeMembersSeeEachOther(t *testing.T) {
 	join(t, c, b.Addr())
 
 	for _, r := range []*Ring{a, b, c} {
-		checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 			if err := expectMembers(r, "a", "b", "c"); err != nil {
 				return err
 			}
@@ -182,7 +156,7 @@ func TestThreeMembersSeeEachOther(t *testing.T) {
 			return nil
 		})
 	}
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		for _, n := range []string{"b", "c"} {
 			if evA.index(isEvent(MemberJoin, n)) < 0 {
 				return fmt.Errorf("a got no join event for %s", n)
@@ -217,7 +191,7 @@ func TestThreeMembersSeeEachOther(t *testing.T) {
 		t.Error("Ping of an unknown member succeeded")
 	}
 	// memberlist's own probes feed the PingDelegate.
-	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
 		if _, ok := b.RTT("a"); !ok {
 			if _, ok := b.RTT("c"); !ok {
 				return errors.New("b has no probe RTT yet")
@@ -237,7 +211,7 @@ func TestThreeMembersSeeEachOther(t *testing.T) {
 	if err := a.UpdateMeta(uctx, m); err != nil {
 		t.Fatalf("UpdateMeta: %v", err)
 	}
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		got, ok := b.Member("a")
 		if !ok || got.Meta.Labels["zone"] != "lab" {
 			return fmt.Errorf("b sees a as %+v", got)
@@ -302,7 +276,7 @@ func TestLeaveIsVisibleAsLeave(t *testing.T) {
 		t.Fatalf("Leave: %v", err)
 	}
 	for _, l := range []*eventLog{evA, evB} {
-		checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 			i := l.index(isEvent(MemberLeave, "c"))
 			if i < 0 {
 				return errors.New("no leave event for c")
@@ -350,7 +324,7 @@ func TestCrashIsVisibleAsLeaveWithoutIntent(t *testing.T) {
 		t.Fatalf("second Shutdown: %v", err)
 	}
 	for _, l := range []*eventLog{evA, evB} {
-		checkFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		testutil.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 			i := l.index(isEvent(MemberLeave, "c"))
 			if i < 0 {
 				return errors.New("no leave event for c")
@@ -375,7 +349,7 @@ func TestPartitionHealsByRejoin(t *testing.T) {
 	// incoming streams to a peer.
 	fts := map[string]*FaultTransport{}
 	mk := func(name, ip string) *Ring {
-		ft, err := NewFaultTransport(ip, 0, testLogger(name+"-ft"))
+		ft, err := NewFaultTransport(ip, 0, testutil.Logger(name+"-ft"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -395,17 +369,17 @@ func TestPartitionHealsByRejoin(t *testing.T) {
 	join(t, b, a.Addr())
 	join(t, c, a.Addr())
 	for _, r := range []*Ring{a, b, c} {
-		checkFor(t, 10*time.Second, 20*time.Millisecond, func() error { return expectMembers(r, "a", "b", "c") })
+		testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error { return expectMembers(r, "a", "b", "c") })
 	}
 	evA := collect(a)
 
 	start := time.Now()
 	fts["c"].Partition(a.Addr(), b.Addr())
 	for _, r := range []*Ring{a, b} {
-		checkFor(t, 20*time.Second, 50*time.Millisecond, func() error { return expectMembers(r, "a", "b") })
+		testutil.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error { return expectMembers(r, "a", "b") })
 	}
 	t.Logf("partition detected by a and b after %s", time.Since(start).Round(time.Millisecond))
-	checkFor(t, 20*time.Second, 50*time.Millisecond, func() error { return expectMembers(c, "c") })
+	testutil.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error { return expectMembers(c, "c") })
 	t.Logf("partition detected by c after %s", time.Since(start).Round(time.Millisecond))
 	if i := evA.index(isEvent(MemberLeave, "c")); i < 0 || evA.get(i).Member.Meta.Leaving {
 		t.Fatalf("a: leave event for c missing or marked graceful (index %d)", i)
@@ -417,13 +391,13 @@ func TestPartitionHealsByRejoin(t *testing.T) {
 	start = time.Now()
 	fts["c"].Heal()
 	for _, r := range []*Ring{a, b, c} {
-		checkFor(t, 15*time.Second, 50*time.Millisecond, func() error { return expectMembers(r, "a", "b", "c") })
+		testutil.CheckFor(t, 15*time.Second, 50*time.Millisecond, func() error { return expectMembers(r, "a", "b", "c") })
 	}
 	t.Logf("partition healed after %s", time.Since(start).Round(time.Millisecond))
 	if a.Stats().Rejoins+b.Stats().Rejoins+c.Stats().Rejoins == 0 {
 		t.Error("healed without a single rejoin")
 	}
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		if evA.index(isEvent(MemberJoin, "c")) < 0 {
 			return errors.New("a got no join event for c after the heal")
 		}
@@ -438,7 +412,7 @@ func TestWrongSecretKeyCannotJoin(t *testing.T) {
 	a := newTestRing(t, "a", func(c *Config) { c.SecretKey = key1 })
 	b := newTestRing(t, "b", func(c *Config) { c.SecretKey = key1 })
 	join(t, b, a.Addr())
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error { return expectMembers(a, "a", "b") })
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error { return expectMembers(a, "a", "b") })
 
 	for name, key := range map[string][]byte{"wrongkey": key2, "nokey": nil} {
 		r := newTestRing(t, name, func(c *Config) { c.SecretKey = key })

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"github.com/doractl/doractl/internal/testutil"
 	"net/http"
 	"reflect"
 	"strings"
@@ -122,7 +123,7 @@ func TestDaemonDeathNoticeToPeers(t *testing.T) {
 
 	a.crash() // link reset and control port refused: confirmed dead at once
 	var got []proto.DaemonDead
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if got = b.deathNotices(); len(got) == 0 {
 			return errors.New("daemon-b got no death notice")
 		}

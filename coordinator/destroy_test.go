@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"github.com/doractl/doractl/internal/testutil"
 	"io"
 	"net/http"
 	"strings"
@@ -82,7 +83,7 @@ func TestMetricsAndMembers(t *testing.T) {
 		t.Errorf("members %v", names)
 	}
 
-	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
 		resp, err := http.Get("http://" + ts.srv.ControlAddr() + "/metrics")
 		if err != nil {
 			return err

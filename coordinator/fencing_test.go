@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func TestFencedKillsKeepDataflowFailed(t *testing.T) {
 					r, _ := ts.cl.Stop(context.Background(), "demo", proto.APIStopRequest{Grace: "20s"})
 					stopped <- r
 				}()
-				checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+				testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 					if len(f.stopRequests()) == 0 {
 						return fmt.Errorf("no stop received yet")
 					}

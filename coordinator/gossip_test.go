@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ func TestGossipMembers(t *testing.T) {
 	rc.Name = "daemon-g"
 	rc.BindAddr = "127.0.0.1"
 	rc.Profile = prof
-	rc.Logger = testLogger("daemon-ring")
+	rc.Logger = testutil.Logger("daemon-ring")
 	rc.Meta = cluster.Meta{Role: cluster.RoleDaemon, Machine: "robot-g", ControlAddr: f.ctrl.Addr().String(), BootEpoch: 1}
 	ring, err := cluster.Create(rc)
 	if err != nil {
@@ -55,7 +56,7 @@ func TestGossipMembers(t *testing.T) {
 		}
 		return ms[1], nil
 	}
-	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		m, err := member()
 		if err != nil {
 			return err
@@ -69,7 +70,7 @@ func TestGossipMembers(t *testing.T) {
 	if err := ring.Leave(ctxT(t, 5*time.Second)); err != nil {
 		t.Logf("leave: %v", err)
 	}
-	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		m, err := member()
 		if err != nil {
 			return err

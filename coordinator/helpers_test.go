@@ -2,40 +2,12 @@ package coordinator
 
 import (
 	"context"
-	"os"
+	"github.com/doractl/doractl/internal/testutil"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/doractl/doractl/client"
 )
-
-// checkFor polls f every interval until it returns nil, failing the test with f's last
-// error after timeout.
-func checkFor(t *testing.T, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not true within %s: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
-
-// testLogger is silent unless DORACTL_TEST_LOG is set (to a level name).
-func testLogger(name string) hclog.Logger {
-	lvl := os.Getenv("DORACTL_TEST_LOG")
-	if lvl == "" {
-		return hclog.NewNullLogger()
-	}
-	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.LevelFromString(lvl), Output: os.Stderr})
-}
 
 // testServer is a coordinator serving on loopback ports, without gossip.
 type testServer struct {
@@ -52,7 +24,7 @@ func testConfig() *Config {
 	cfg.Gossip = false
 	cfg.DataDir = ""
 	cfg.Machine = "coordinator-host"
-	cfg.Logger = testLogger("coordinator")
+	cfg.Logger = testutil.Logger("coordinator")
 	return cfg
 }
 
@@ -71,7 +43,7 @@ func startServer(t *testing.T, mod func(*Config)) *testServer {
 	ts := &testServer{srv: srv, cl: client.New(srv.ControlAddr()), cancel: cancel, done: make(chan error, 1)}
 	go func() { ts.done <- srv.Run(ctx) }()
 	t.Cleanup(func() { ts.shutdown(t) })
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		_, err := ts.cl.Health(context.Background())
 		return err
 	})

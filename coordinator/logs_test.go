@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/doractl/doractl/internal/testutil"
 	"net/http"
 	"strings"
 	"testing"
@@ -56,7 +57,7 @@ func TestLogsEndWhenDaemonDies(t *testing.T) {
 	var buf safeBuffer
 	done := make(chan error, 1)
 	go func() { done <- ts.cl.Logs(context.Background(), "demo", "sink", 0, true, &buf) }()
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if !strings.Contains(buf.String(), "hello") {
 			return errString("nothing streamed yet")
 		}

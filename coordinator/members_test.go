@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"strings"
 	"testing"
 	"time"
@@ -38,14 +39,14 @@ func TestRestoredDaemonsBecomeDead(t *testing.T) {
 	mute.disconnect() // its port still accepts connections
 
 	ts2 := startServer(t, withDir)
-	checkFor(t, 3*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 3*time.Second, 20*time.Millisecond, func() error {
 		m, _ := memberStatus(t, ts2, "daemon-gone")
 		if m.Status != proto.MemberDead {
 			return fmt.Errorf("daemon-gone %s (%s)", m.Status, m.Reason)
 		}
 		return nil
 	})
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		m, _ := memberStatus(t, ts2, "daemon-mute")
 		if m.Status != proto.MemberDead || !strings.Contains(m.Reason, "not re-registered within 700ms") {
 			return fmt.Errorf("daemon-mute %s (%s)", m.Status, m.Reason)
@@ -54,7 +55,7 @@ func TestRestoredDaemonsBecomeDead(t *testing.T) {
 	})
 	// It may still come back.
 	mute.register(ts2.srv.DaemonAddr(), nil)
-	checkFor(t, 3*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 3*time.Second, 20*time.Millisecond, func() error {
 		if m, _ := memberStatus(t, ts2, "daemon-mute"); m.Status != proto.MemberAlive {
 			return fmt.Errorf("daemon-mute %s (%s)", m.Status, m.Reason)
 		}

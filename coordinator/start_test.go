@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"net/http"
 	"strings"
 	"testing"
@@ -40,7 +41,7 @@ func startDF(t *testing.T, ts *testServer, name, yaml string) *proto.APIStartRep
 func waitStatus(t *testing.T, ts *testServer, ref, status, nodeStatus string) proto.Dataflow {
 	t.Helper()
 	var d *proto.Dataflow
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		var err error
 		d, err = ts.cl.Get(context.Background(), ref)
 		if err != nil {
@@ -224,7 +225,7 @@ func TestStartFailureStopsWhatWasSpawned(t *testing.T) {
 		!strings.Contains(err.Error(), "cannot run ./arm") {
 		t.Fatalf("start with a failing daemon: %v (status %d)", err, client.StatusOf(err))
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		stops := good.stopRequests()
 		if len(stops) != 1 || !stops[0].Force {
 			return fmt.Errorf("stops on the daemon that spawned: %+v", stops)

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"strings"
 	"testing"
 	"time"
@@ -111,7 +112,7 @@ func TestStopDaemonDeadResolvesAtOnce(t *testing.T) {
 		rep, err := ts.cl.Stop(context.Background(), "demo", proto.APIStopRequest{Grace: "20s"})
 		done <- result{rep, err}
 	}()
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if len(f.stopRequests()) == 0 {
 			return fmt.Errorf("no stop received yet")
 		}
@@ -162,7 +163,7 @@ func TestStopWhileDaemonAway(t *testing.T) {
 
 	running := f.running()
 	f.disconnect()
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if ts.srv.session("daemon-away") != nil {
 			return fmt.Errorf("still connected")
 		}
@@ -204,7 +205,7 @@ func TestStopDetach(t *testing.T) {
 	}
 	f.report(rep.ID, "source", proto.NodeStopped, "", 0)
 	f.report(rep.ID, "sink", proto.NodeKilled, "", 0)
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		d, err := ts.cl.Get(context.Background(), "demo")
 		if err != nil {
 			return err
@@ -241,7 +242,7 @@ func TestConcurrentStopsJoin(t *testing.T) {
 		}
 		first <- rep
 	}()
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if len(f.stopRequests()) == 0 {
 			return fmt.Errorf("no stop yet")
 		}
@@ -256,7 +257,7 @@ func TestConcurrentStopsJoin(t *testing.T) {
 		second <- rep
 	}()
 	// The forced second stop escalates the running one; the daemon then reports.
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		stops := f.stopRequests()
 		if len(stops) != 2 || !stops[1].Force {
 			return fmt.Errorf("stops %+v", stops)

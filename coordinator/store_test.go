@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"slices"
 	"strings"
 	"testing"
@@ -109,7 +110,7 @@ func TestReconnectFencesFailedDataflow(t *testing.T) {
 	if !slices.Equal(reply.KillDataflows, []string{demo.ID}) {
 		t.Fatalf("register reply %+v, want %s fenced", reply, demo.ID)
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if v := ts.srv.live.verdict("daemon-a"); v != proto.MemberAlive {
 			return fmt.Errorf("verdict %s after re-register", v)
 		}
@@ -147,7 +148,7 @@ func TestReconnectReportsOrInfersOutcomes(t *testing.T) {
 	f.reconnect(ts.srv.DaemonAddr(), nil)
 	f.report(demo.ID, "source", proto.NodeFinished, "", 0)
 	var d proto.Dataflow
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		got, err := ts.cl.Get(context.Background(), "demo")
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"regexp"
 	"strconv"
 	"strings"
@@ -53,7 +54,7 @@ func TestRustDataflowRoutesAndStops(t *testing.T) {
 		t.Fatalf("cooperative nodes took %s to stop", took)
 	}
 	// After the outcome the log ends.
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		var rep proto.LogsReply
 		f.mustRequest(t, proto.TypeLogs, &proto.LogsRequest{DataflowID: df, NodeID: "rust-sink", Max: 8 << 20}, &rep)
 		if !rep.Ended || rep.Status != proto.NodeStopped {
@@ -119,7 +120,7 @@ func TestStubbornNodesKilledAfterGrace(t *testing.T) {
 			t.Fatalf("%s: %v", id, err)
 		}
 	}
-	checkFor(t, 2*time.Second, 20*time.Millisecond, func() error { return gone(child) })
+	testutil.CheckFor(t, 2*time.Second, 20*time.Millisecond, func() error { return gone(child) })
 }
 
 func TestForceStopKillsAtOnce(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"net"
 	"os"
 	"slices"
@@ -56,7 +57,7 @@ func startCluster2(t *testing.T) *cluster2 {
 	c := &cluster2{cl: client.New(srv.ControlAddr())}
 	c.a, c.stopA = startPeerDaemon(t, srv.DaemonAddr(), "daemon-a", "m-a")
 	c.b, _ = startPeerDaemon(t, srv.DaemonAddr(), "daemon-b", "m-b")
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		ms, err := c.cl.Members(context.Background())
 		if err != nil {
 			return err
@@ -216,7 +217,7 @@ func TestCrossDaemonOutputReachesLocalAndRemoteConsumers(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	want := string(payload(n))
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		ng, nl, _ := near.snapshot()
 		fg, fl, _ := far.snapshot()
 		if nl != want || fl != want {
@@ -239,7 +240,7 @@ func TestCrossDaemonOutputReachesLocalAndRemoteConsumers(t *testing.T) {
 	if err := src.CloseOutputs(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		_, _, nc := near.snapshot()
 		_, _, fc := far.snapshot()
 		if !nc || !fc {
@@ -255,7 +256,7 @@ func TestCrossDaemonInputClosedWhenProducerDaemonDies(t *testing.T) {
 	src := connectNode(t, c.a, "src")
 	count(connectNode(t, c.a, "near"))
 	far := count(connectNode(t, c.b, "far"))
-	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		if err := src.Send("data", []byte("x")); err != nil {
 			return err
 		}
@@ -269,7 +270,7 @@ func TestCrossDaemonInputClosedWhenProducerDaemonDies(t *testing.T) {
 	died := time.Now()
 	_ = c.a.ctlLn.Close() // first, as in a crash: the coordinator finds the port refused
 	c.a.Close()
-	checkFor(t, 15*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 15*time.Second, 10*time.Millisecond, func() error {
 		if _, _, closed := far.snapshot(); !closed {
 			return errors.New("far's input still open")
 		}
@@ -340,7 +341,7 @@ func TestSlowRemoteConsumerDoesNotSlowLocalOne(t *testing.T) {
 		}
 	}
 	sendTime := time.Since(start)
-	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
 		if got, _, _ := near.snapshot(); got != n {
 			return fmt.Errorf("near received %d of %d", got, n)
 		}
@@ -350,7 +351,7 @@ func TestSlowRemoteConsumerDoesNotSlowLocalOne(t *testing.T) {
 		n, sendTime.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 
 	// The stalled consumer's own queue (size 1) dropped the excess on daemon B.
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		df := c.b.dataflow(c.b.allDataflows()[0].id)
 		if _, dropped := df.router.inbox("far").stats("data"); dropped == 0 {
 			return errors.New("nothing dropped for far yet")
@@ -358,7 +359,7 @@ func TestSlowRemoteConsumerDoesNotSlowLocalOne(t *testing.T) {
 		return nil
 	})
 	close(far.gate)
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 		far.mu.Lock()
 		defer far.mu.Unlock()
 		if len(far.got) == 0 || string(far.got[len(far.got)-1].Data) != string(payload(n)) {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"net"
 	"os"
 	"path/filepath"
@@ -135,7 +136,7 @@ func (f *fakeCoord) dropLink() {
 func (f *fakeCoord) waitRegister(t testing.TB, n int, timeout time.Duration) proto.RegisterRequest {
 	t.Helper()
 	var req proto.RegisterRequest
-	checkFor(t, timeout, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, timeout, 10*time.Millisecond, func() error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if len(f.registers) < n {
@@ -197,7 +198,7 @@ func (f *fakeCoord) history(df, node string) []statusEvent {
 func (f *fakeCoord) waitStatus(t testing.TB, df, node, status string, timeout time.Duration) proto.NodeStatus {
 	t.Helper()
 	var st proto.NodeStatus
-	checkFor(t, timeout, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, timeout, 10*time.Millisecond, func() error {
 		st = f.status(df, node)
 		if st.Status != status {
 			return fmt.Errorf("node %s: status %q (%s), want %q", node, st.Status, st.Outcome, status)
@@ -219,7 +220,7 @@ func (f *fakeCoord) logs(t testing.TB, df, node string) string {
 func (f *fakeCoord) waitLog(t testing.TB, df, node, want string, timeout time.Duration) string {
 	t.Helper()
 	var text string
-	checkFor(t, timeout, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, timeout, 50*time.Millisecond, func() error {
 		text = f.logs(t, df, node)
 		if !strings.Contains(text, want) {
 			return fmt.Errorf("log of %s has no %q yet:\n%s", node, want, tail(text, 400))

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"net"
 	"testing"
 	"time"
@@ -51,7 +52,7 @@ func TestGossipJoinAndLeave(t *testing.T) {
 		_ = c.Close()
 	}
 
-	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		m, ok := coordRing.Member(cfg.Name)
 		if !ok {
 			return fmt.Errorf("daemon not in the coordinator's ring view: %+v", coordRing.Members())
@@ -66,7 +67,7 @@ func TestGossipJoinAndLeave(t *testing.T) {
 	if err := d.wait(t, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if _, ok := coordRing.Member(cfg.Name); ok {
 			return fmt.Errorf("daemon still in the ring after a graceful shutdown")
 		}

@@ -6,23 +6,6 @@ import (
 	"time"
 )
 
-// checkFor polls f every interval until it returns nil, failing the test with f's last
-// error when timeout passes first.
-func checkFor(t testing.TB, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing after %s: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
-
 // recorder is an eventSender that keeps what it is sent; with gate set, every Notify
 // waits for a token first (a slow consumer).
 type recorder struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"net"
 	"os"
 	"os/exec"
@@ -31,14 +32,14 @@ func TestCoordinatorLossKeepsNodesRunning(t *testing.T) {
 	// The coordinator goes away; "short" exits meanwhile.
 	f.setRefuse(true)
 	f.dropLink()
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if procAlive(pids["short"]) {
 			return fmt.Errorf("short still running")
 		}
 		return nil
 	})
 	before := len(f.logs0(t, df, "rust-sink"))
-	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
 		if n := len(f.logs0(t, df, "rust-sink")); n <= before {
 			return fmt.Errorf("sink log stuck at %d bytes while the coordinator is away", n)
 		}
@@ -221,7 +222,7 @@ func TestOrphansOfACrashedDaemonAreKilled(t *testing.T) {
 	spawn(t, f, "df-orphan", stubbornNode("s", true))
 	pid := f.waitStatus(t, "df-orphan", "s", proto.NodeRunning, 10*time.Second).PID
 	var childPid int
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		_, err := fmt.Sscanf(lineWith(f.logs0(t, "df-orphan", "s"), "child pid "), "child pid %d", &childPid)
 		return err
 	})
@@ -235,7 +236,7 @@ func TestOrphansOfACrashedDaemonAreKilled(t *testing.T) {
 
 	// The next life of the daemon kills them before anything else.
 	d := startDaemon(t, f, cfg)
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
 		if err := gone(pid); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"testing"
 	"time"
 
@@ -150,7 +151,7 @@ func TestTimersFeedInputs(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	startTimers(ctx, r.timerRoutes())
-	checkFor(t, 3*time.Second, 10*time.Millisecond, func() error {
+	testutil.CheckFor(t, 3*time.Second, 10*time.Millisecond, func() error {
 		if q, _ := r.inbox("c").stats("tick"); q < 3 {
 			return fmt.Errorf("%d ticks queued", q)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"io"
 	"net"
 	"regexp"
@@ -13,23 +14,6 @@ import (
 	"testing"
 	"time"
 )
-
-// checkFor polls f every interval until it returns nil, and fails the test
-// with f's last error if that does not happen within timeout.
-func checkFor(t *testing.T, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not true after %s: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
 
 // fakeClock is a settable clock.
 type fakeClock struct {
@@ -181,7 +165,7 @@ func TestGoneButControlLinkAnswersStaysSuspect(t *testing.T) {
 	p := addPending(t, d, "daemon-a", "stop")
 	d.GossipGone("daemon-a", false)
 	expectVerdict(t, d, "daemon-a", Suspect, "gossip: declared dead by memberlist")
-	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testutil.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		if c, _ := d.counters(); c < 1 {
 			return errors.New("no confirmation finished")
 		}
@@ -248,7 +232,7 @@ func TestGoneWithoutChecksUsesThePort(t *testing.T) {
 	d.GossipGone("open", false)
 	d.GossipGone("closed", false)
 	d.GossipGone("unknown-addr", false)
-	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testutil.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		if c, _ := d.counters(); c < 3 {
 			return fmt.Errorf("%d confirmations finished", c)
 		}
@@ -294,7 +278,7 @@ func TestLinkDownWithOpenPortIsOnlySuspect(t *testing.T) {
 	p := addPending(t, d, "daemon-a", "stop")
 	d.LinkDown("daemon-a", errors.New("connection reset by peer"))
 	expectVerdict(t, d, "daemon-a", Suspect, "control link: down")
-	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testutil.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		if _, n := d.counters(); n < 1 {
 			return errors.New("no link check finished")
 		}
@@ -320,7 +304,7 @@ func kill(t *testing.T, d *Detector, name string) State {
 	t.Helper()
 	d.GossipJoin(name, refusingAddr(t))
 	d.LinkDown(name, io.EOF)
-	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testutil.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		if st := d.State(name); st.Verdict != Dead {
 			return fmt.Errorf("%s is %s", name, st.Verdict)
 		}
@@ -398,7 +382,7 @@ func TestPingKeepsQuietMembersAlive(t *testing.T) {
 	d.GossipJoin("daemon-a", "")
 	clock.Advance(600 * time.Millisecond)
 	d.sweep()
-	checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+	testutil.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		if m := d.members["daemon-a"]; m.pinging || !m.lastHeard.Equal(clock.Now()) {
@@ -439,7 +423,7 @@ func TestAddRacingWithDeathLosesNothing(t *testing.T) {
 		}
 		d.LinkDown(name, io.EOF)
 		wg.Wait()
-		checkFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		testutil.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
 			if d.State(name).Verdict != Dead {
 				return errors.New("not dead yet")
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"regexp"
 	"strings"
 	"testing"
@@ -42,7 +43,7 @@ func TestEndToEndMainJob(t *testing.T) {
 
 	e.up()
 	e.up() // idempotent
-	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
 		roles := map[string]string{}
 		for _, m := range e.members() {
 			roles[m.Role] = m.Status
@@ -59,7 +60,7 @@ func TestEndToEndMainJob(t *testing.T) {
 	if !regexp.MustCompile(`^[0-9a-f-]{36}$`).MatchString(id) {
 		t.Fatalf("start --detach printed %q, want a UUID", id)
 	}
-	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
 		d := e.dataflow("demo")
 		if d.ID != id || d.Status != proto.DataflowRunning || len(d.Nodes) != 3 {
 			return fmt.Errorf("dataflow %+v", d)
@@ -71,7 +72,7 @@ func TestEndToEndMainJob(t *testing.T) {
 		}
 		return nil
 	})
-	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
 		r := e.run("logs", "demo", "rust-sink")
 		if n := strings.Count(r.stdout, "received"); n < 3 {
 			return fmt.Errorf("sink log has %d messages: %s", n, r)
@@ -106,7 +107,7 @@ func TestEndToEndMainJob(t *testing.T) {
 	}
 
 	e.mustRun("destroy")
-	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
 		if ps := append(processes(e.dir), processesOfEnv(e.dir)...); len(ps) > 0 {
 			return fmt.Errorf("processes left after destroy: %v", ps)
 		}
@@ -143,7 +144,7 @@ func TestStopStubbornNode(t *testing.T) {
 	e.up()
 	e.mustRun("start", df, "--name", "stubborn", "--detach")
 	var pid int
-	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
 		for _, n := range e.dataflow("stubborn").Nodes {
 			if n.ID == "stubborn" && n.Status == proto.NodeRunning && n.PID > 0 {
 				pid = n.PID

@@ -8,6 +8,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"os"
 	"os/exec"
 	"strings"
@@ -130,7 +131,7 @@ func TestFailureDeathDuringStop(t *testing.T) {
 	stop := e.stopAsync("spread", "--grace-duration", grace.String())
 	// Wait until the stop is under way: the cooperative nodes are stopped, the stubborn
 	// one waits for its grace.
-	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
 		d := e.dataflow("spread")
 		if d.Status != proto.DataflowStopping {
 			return fmt.Errorf("dataflow %s", d.Status)
@@ -217,7 +218,7 @@ func TestStallBelowTolerance(t *testing.T) {
 	e.signal(name, syscall.SIGCONT)
 	rep, r, el := stop.wait(t, 30*time.Second)
 	// Stay a few probe rounds after the thaw: a late death verdict would show here.
-	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
 		if m, _ := e.member(name); m.Status != proto.MemberAlive {
 			return fmt.Errorf("member %s is %s", name, m.Status)
 		}
@@ -258,7 +259,7 @@ func TestStallAboveToleranceFencing(t *testing.T) {
 
 	const grace = 20 * time.Second
 	stop := e.stopAsync("stall", "--grace-duration", grace.String())
-	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
 		d := e.dataflow("stall")
 		for _, n := range d.Nodes {
 			if n.ID == "cooperative" && n.Status == proto.NodeStopped {
@@ -301,14 +302,14 @@ func TestStallAboveToleranceFencing(t *testing.T) {
 	}
 	e.signal(name, syscall.SIGCONT)
 	thawed := time.Now()
-	checkFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
 		if m, _ := e.member(name); m.Status != proto.MemberAlive {
 			return fmt.Errorf("member %s is %s (%s)", name, m.Status, m.Reason)
 		}
 		return nil
 	})
 	rejoined := time.Since(thawed)
-	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
 		if pidAlive(pids["stubborn"]) {
 			return fmt.Errorf("stale node stubborn (pid %d) still runs", pids["stubborn"])
 		}
@@ -319,7 +320,7 @@ func TestStallAboveToleranceFencing(t *testing.T) {
 		t.Errorf("dataflow after fencing: %s (%s)", d.Status, d.Reason)
 	}
 	e.mustRun("destroy", "--grace-duration", "1s")
-	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
 		if ps := append(processes(e.dir), processesOfEnv(e.dir)...); len(ps) > 0 {
 			return fmt.Errorf("processes left: %v", ps)
 		}
@@ -341,7 +342,7 @@ func TestCoordinatorCrash(t *testing.T) {
 	daemonPid := e.pid(name)
 
 	e.signal("coordinator", syscall.SIGKILL)
-	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
 		if r, _ := e.exec("list"); r.code == 0 {
 			return fmt.Errorf("coordinator still answers")
 		}
@@ -363,7 +364,7 @@ func TestCoordinatorCrash(t *testing.T) {
 	if e.pid(name) != daemonPid {
 		t.Fatal("up started a second daemon instead of waiting for the running one")
 	}
-	checkFor(t, 15*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, 15*time.Second, 100*time.Millisecond, func() error {
 		d := e.dataflow("demo")
 		if d.Status != proto.DataflowRunning {
 			return fmt.Errorf("dataflow %s", d.Status)
@@ -466,7 +467,7 @@ func TestDestroyWedgedNode(t *testing.T) {
 	e.up()
 	e.mustRun("start", df, "--name", "wedged", "--detach")
 	e.waitRunning("wedged", 2, 30*time.Second)
-	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
 		if r := e.run("logs", "wedged", "wedged"); !strings.Contains(r.stdout, "child pid") {
 			return fmt.Errorf("wedged node has not started its child yet")
 		}
@@ -474,7 +475,7 @@ func TestDestroyWedgedNode(t *testing.T) {
 	})
 	start := time.Now()
 	r := e.mustRun("destroy", "--grace-duration", "1s")
-	checkFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
 		if ps := append(processes(e.dir), processesOfEnv(e.dir)...); len(ps) > 0 {
 			return fmt.Errorf("processes left after destroy: %v", ps)
 		}
@@ -498,14 +499,14 @@ func TestGracefulDaemonExit(t *testing.T) {
 
 	termAt := time.Now()
 	dpid := e.signal(name, syscall.SIGTERM)
-	checkFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
 		if m, _ := e.member(name); m.Status != proto.MemberLeft {
 			return fmt.Errorf("member %s is %s (%s)", name, m.Status, m.Reason)
 		}
 		return nil
 	})
 	leftIn := time.Since(termAt)
-	checkFor(t, 15*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, 15*time.Second, 100*time.Millisecond, func() error {
 		if pidAlive(dpid) {
 			return fmt.Errorf("daemon %s (pid %d) still runs", name, dpid)
 		}
@@ -567,7 +568,7 @@ func TestDaemonNameFromMachineIDAndConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	checkFor(t, 15*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, 15*time.Second, 100*time.Millisecond, func() error {
 		m, ok := e.member("daemon-extra")
 		if !ok || m.Status != proto.MemberAlive || m.Machine != "extra" {
 			return fmt.Errorf("member daemon-extra: %+v (listed %v)", m, ok)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,7 +67,7 @@ func (e *env) member(name string) (proto.Member, bool) {
 func (e *env) waitRunning(ref string, nodes int, within time.Duration) proto.Dataflow {
 	e.t.Helper()
 	var d proto.Dataflow
-	checkFor(e.t, within, 100*time.Millisecond, func() error {
+	testutil.CheckFor(e.t, within, 100*time.Millisecond, func() error {
 		d = e.dataflow(ref)
 		if d.Status != proto.DataflowRunning || len(d.Nodes) != nodes {
 			return fmt.Errorf("dataflow %s with %d nodes", d.Status, len(d.Nodes))

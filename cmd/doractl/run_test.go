@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -178,7 +179,7 @@ func (p *runProc) wait(t *testing.T, timeout time.Duration) int {
 // waitOutput polls until the output (stdout, or the terminal) contains want.
 func (p *runProc) waitOutput(t *testing.T, timeout time.Duration, stream *syncBuffer, want string) {
 	t.Helper()
-	checkFor(t, timeout, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, timeout, 50*time.Millisecond, func() error {
 		if strings.Contains(stream.String(), want) {
 			return nil
 		}
@@ -243,7 +244,7 @@ func TestRunStopAfter(t *testing.T) {
 	if b, _ := os.ReadFile(logs[0]); !bytes.Contains(b, []byte("sink received message")) {
 		t.Errorf("rust-sink.log has no sink lines:\n%s", b)
 	}
-	checkFor(t, 3*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, 3*time.Second, 50*time.Millisecond, func() error {
 		if ps := processesOfEnv(e.dir); len(ps) > 0 {
 			return fmt.Errorf("still running: %v", ps)
 		}
@@ -278,7 +279,7 @@ func TestRunDynamicNode(t *testing.T) {
 	sinkDone := make(chan error, 1)
 	go func() { sinkDone <- sink.Wait() }()
 	t.Cleanup(func() { _ = sink.Process.Kill() })
-	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
 		if strings.Count(sinkOut.String(), "sink received message") >= 3 {
 			return nil
 		}
@@ -365,7 +366,7 @@ func TestRunCtrlC(t *testing.T) {
 		if out := p.stdout.String(); !strings.Contains(out, "forcing stop") {
 			t.Errorf("no forced stop message:\n%s", out)
 		}
-		checkFor(t, 3*time.Second, 50*time.Millisecond, func() error {
+		testutil.CheckFor(t, 3*time.Second, 50*time.Millisecond, func() error {
 			if ps := processesOfEnv(e.dir); len(ps) > 0 {
 				return fmt.Errorf("still running: %v", ps)
 			}
@@ -396,7 +397,7 @@ func TestRunKill9LeavesNoNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.wait(t, 5*time.Second)
-	checkFor(t, 3*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, 3*time.Second, 50*time.Millisecond, func() error {
 		if ps := processesOfEnv(e.dir); len(ps) > 0 {
 			return fmt.Errorf("still running after kill -9 of doractl run: %v", ps)
 		}
