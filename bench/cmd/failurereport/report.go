@@ -77,11 +77,11 @@ func (r *report) render(b *bytes.Buffer) {
 	fmt.Fprintln(b, "| --- | --- | --- | --- | --- | --- |")
 	fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s |\n\n", r.date.UTC().Format("2006-01-02 15:04 MST"), r.cpus, r.goVersion,
 		r.loadBefore, r.loadAfter, r.took.Round(time.Second))
-	fmt.Fprintf(b, "Each profile gets its own cluster: a coordinator and daemons started by `doractl up` from the built `bin/doractl`, "+
-		"on loopback, with their own ports and state folder. Every trial adds a fresh victim daemon next to two bystanders (a, b), "+
-		"so the ring has %d live members; earlier victims stay listed as dead. The cores are shared with other engineers' timing tests: "+
-		"the load average is part of the result, and tails (p99) of small samples are noisy. p50/p99 are nearest-rank; with 20 trials "+
-		"p99 is the largest value, with 10 it is the largest too.\n\n", liveMembers)
+	fmt.Fprintf(b, "Each measurement of each profile gets a fresh cluster: a coordinator and daemons started by `doractl up` from the "+
+		"built `bin/doractl`, on loopback, with their own ports and state folder. Every trial adds a fresh victim daemon next to two "+
+		"bystanders (a, b), so the ring has %d live members; earlier victims stay listed as dead. The cores are shared with other "+
+		"engineers' timing tests: the load average is part of the result, and tails (p99) of small samples are noisy. p50/p99 are "+
+		"nearest-rank: with up to 50 trials, p99 is the largest value.\n\n", liveMembers)
 
 	r.renderProfiles(b)
 	r.renderCrash(b)
