@@ -61,6 +61,27 @@ func advertised(addr net.Addr, advertise string) string {
 	return net.JoinHostPort(host, port)
 }
 
+// routeTo is the local IP address the kernel would use to reach target (host:port), or ""
+// when it cannot tell. A UDP "connection" only picks a route: nothing is sent.
+func routeTo(target string) string {
+	c, err := net.Dial("udp", target)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	ua, ok := c.LocalAddr().(*net.UDPAddr)
+	if !ok || ua.IP.IsUnspecified() {
+		return ""
+	}
+	return ua.IP.String()
+}
+
+// unspecifiedIP reports whether host ("", "0.0.0.0", "::") means every interface.
+func unspecifiedIP(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || (ip != nil && ip.IsUnspecified())
+}
+
 // unspecifiedHost reports whether a bound address listens on every interface.
 func unspecifiedHost(addr net.Addr) bool {
 	host, _, err := net.SplitHostPort(addr.String())

@@ -116,6 +116,13 @@ func (d *Daemon) open() error {
 		d.log.Warn("killed nodes left running by a previous life of this daemon", "count", len(killed))
 	}
 	d.pids = newPidStore(nodesFile, d.log)
+	if d.cfg.AdvertiseAddr == "" && d.cfg.Dial == nil && unspecifiedIP(d.cfg.GossipBindAddr) {
+		// Without an explicit address, advertise the one this machine uses to reach the
+		// coordinator: the coordinator and the other daemons can reach it too.
+		if ip := routeTo(d.cfg.CoordinatorAddr); ip != "" {
+			d.cfg.AdvertiseAddr = ip
+		}
+	}
 
 	if !d.cfg.NoControlListener {
 		if d.ctlLn, err = net.Listen("tcp", d.cfg.ListenAddr); err != nil {

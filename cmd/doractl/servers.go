@@ -153,6 +153,7 @@ and leaves the ring gracefully; a second one kills them at once.`,
 	f.StringVar(&cfg.Name, "name", "", "member name in the ring (default daemon-MACHINE, MACHINE from --machine-id)")
 	f.StringSliceVar(&labels, "labels", nil, "labels k=v matched by deploy.labels (repeat or comma-separate)")
 	f.StringVar(&cfg.ListenAddr, "listen-addr", cfg.ListenAddr, "this daemon's control listener (probes, daemon links)")
+	f.StringVar(&cfg.AdvertiseAddr, "advertise-addr", cfg.AdvertiseAddr, "address other members reach this daemon at (default: the one it uses to reach the coordinator)")
 	f.StringVar(&cfg.NodeListenAddr, "node-addr", cfg.NodeListenAddr, "listener for dynamic nodes (\"\" disables)")
 	f.StringVar(&cfg.GossipBindAddr, "gossip-addr", cfg.GossipBindAddr, "gossip (memberlist) bind address")
 	f.IntVar(&cfg.GossipPort, "gossip-port", cfg.GossipPort, "gossip port (0 = any free port)")
