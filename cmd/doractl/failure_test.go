@@ -11,6 +11,7 @@ import (
 	"github.com/doractl/doractl/internal/testutil"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,7 +47,7 @@ func TestHangStopStubbornAndDynamic(t *testing.T) {
 	skipShort(t)
 	e := newEnv(t)
 	df := e.writeDataflow("hang.yml", hangDataflow())
-	e.up()
+	e.up("--profile", "lan") // the default profile: the busy daemon must survive it
 	daemonName := "daemon-" + machineIDs(1)[0]
 	e.mustRun("start", df, "--name", "hang", "--detach")
 	e.waitRunning("hang", 52, 60*time.Second)
@@ -199,14 +200,14 @@ func TestFailureDeathDuringStop(t *testing.T) {
 	e.mustRun("destroy", "--grace-duration", "1s")
 }
 
-// A freeze shorter than the profile's stall tolerance (local: 3 s minimum suspicion
-// after the first missed probe) is not a death, and an operation waiting on the frozen
-// daemon completes normally.
+// A 3 s freeze on the default lan profile (below its measured tolerance, see
+// docs/failure-model.md) is not a death, and an operation waiting on the frozen daemon
+// completes normally.
 func TestStallBelowTolerance(t *testing.T) {
 	skipShort(t)
 	e := newEnv(t)
 	df := e.writeDataflow("stall.yml", stubbornDataflow)
-	e.up()
+	e.up("--profile", "lan")
 	name := "daemon-" + machineIDs(1)[0]
 	e.mustRun("start", df, "--name", "stall", "--detach")
 	e.waitRunning("stall", 3, 30*time.Second)
@@ -214,7 +215,7 @@ func TestStallBelowTolerance(t *testing.T) {
 	w := e.watchVerdicts(name)
 	e.signal(name, syscall.SIGSTOP)
 	stop := e.stopAsync("stall", "--grace-duration", "1s")
-	time.Sleep(2 * time.Second) // the freeze itself
+	time.Sleep(3 * time.Second) // the freeze itself
 	e.signal(name, syscall.SIGCONT)
 	rep, r, el := stop.wait(t, 30*time.Second)
 	// Stay a few probe rounds after the thaw: a late death verdict would show here.
@@ -228,12 +229,12 @@ func TestStallBelowTolerance(t *testing.T) {
 	w.end()
 	for _, v := range w.seen() {
 		if strings.Contains(v, " dead ") || strings.Contains(v, " left ") {
-			t.Fatalf("2 s stall gave a death verdict: %s", v)
+			t.Fatalf("3 s stall gave a death verdict: %s", v)
 		}
 	}
-	t.Logf("2 s SIGSTOP: stop answered in %s; non-alive observations: %v", el.Round(time.Millisecond), w.seen())
+	t.Logf("3 s SIGSTOP: stop answered in %s; non-alive observations: %v", el.Round(time.Millisecond), w.seen())
 	if r.code != 0 || rep.Status != proto.DataflowFinished || rep.Error != "" {
-		t.Fatalf("stop across a 2 s stall failed: %s", r)
+		t.Fatalf("stop across a 3 s stall failed: %s", r)
 	}
 	for _, n := range rep.Nodes {
 		if n.Status == proto.NodeLost {
@@ -252,7 +253,7 @@ func TestStallAboveToleranceFencing(t *testing.T) {
 	skipShort(t)
 	e := newEnv(t)
 	df := e.writeDataflow("stall.yml", stubbornDataflow)
-	e.up()
+	e.up("--profile", "lan")
 	name := "daemon-" + machineIDs(1)[0]
 	e.mustRun("start", df, "--name", "stall", "--detach")
 	pids := nodePIDs(e.waitRunning("stall", 3, 30*time.Second))
@@ -393,12 +394,13 @@ func TestCoordinatorCrash(t *testing.T) {
 }
 
 // Both cores busy with node processes: the daemon (and the coordinator, on the same
-// cores) keep every verdict alive. 20 s by default; DORACTL_LONG=1 runs the 60 s.
+// cores) keep every verdict alive for 60 s on the default lan profile
+// (DORACTL_CPU_SECONDS shortens it for quick local runs).
 func TestCPUSaturation(t *testing.T) {
 	skipShort(t)
-	busyFor := 20 * time.Second
-	if os.Getenv("DORACTL_LONG") == "1" {
-		busyFor = 60 * time.Second
+	busyFor := 60 * time.Second
+	if v, err := strconv.Atoi(os.Getenv("DORACTL_CPU_SECONDS")); err == nil && v > 0 {
+		busyFor = time.Duration(v) * time.Second
 	}
 	e := newEnv(t)
 	var b strings.Builder
@@ -407,7 +409,7 @@ func TestCPUSaturation(t *testing.T) {
 		fmt.Fprintf(&b, "  - id: busy-%d\n    path: BIN/busy\n", i)
 	}
 	df := e.writeDataflow("busy.yml", b.String())
-	e.up()
+	e.up("--profile", "lan")
 	name := "daemon-" + machineIDs(1)[0]
 	e.mustRun("start", df, "--name", "busy", "--detach")
 	pids := nodePIDs(e.waitRunning("busy", 4, 30*time.Second))
@@ -415,18 +417,45 @@ func TestCPUSaturation(t *testing.T) {
 	w := e.watchVerdicts(name, "coordinator")
 	start := time.Now()
 	before := cpuTicks(pids)
+	busyBefore, totalBefore := machineTicks(t)
 	time.Sleep(busyFor) // the saturation itself; the watch polls throughout
 	used := float64(cpuTicks(pids)-before) / 100 / time.Since(start).Seconds()
+	busyAfter, totalAfter := machineTicks(t)
+	machine := float64(busyAfter-busyBefore) / float64(totalAfter-totalBefore)
 	w.assertAlive(t)
-	t.Logf("busy nodes used %.2f cores for %s", used, busyFor)
-	if used < 1.2 {
-		t.Fatalf("busy nodes used only %.2f cores: the machine was not saturated", used)
+	t.Logf("busy nodes used %.2f cores for %s; the machine was %.0f%% busy", used, busyFor, 100*machine)
+	// The guard that the test did what it says: every core busy (by our nodes, or by
+	// whatever else shares the machine) and our nodes taking a real share of it.
+	if machine < 0.9 || used < 0.5 {
+		t.Fatalf("not saturated: machine %.0f%% busy, busy nodes used %.2f cores", 100*machine, used)
 	}
 	rep, r, _ := e.stopJSON("busy", "--grace-duration", "2s")
 	if r.code != 0 || rep.Status != proto.DataflowFinished {
 		t.Fatalf("stop of the busy nodes: %s", r)
 	}
 	e.mustRun("destroy", "--grace-duration", "1s")
+}
+
+// machineTicks reads the first line of /proc/stat: busy and total clock ticks of every core.
+func machineTicks(t *testing.T) (busy, total uint64) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatalf("read /proc/stat: %v", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	fields := strings.Fields(line)
+	for i, f := range fields[1:] {
+		v, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			t.Fatalf("parse /proc/stat %q: %v", line, err)
+		}
+		total += v
+		if i != 3 && i != 4 { // idle and iowait
+			busy += v
+		}
+	}
+	return busy, total
 }
 
 // cpuTicks sums utime+stime (clock ticks) of the processes.
