@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -17,6 +18,7 @@ type stopMode int
 const (
 	stopCooperative stopMode = iota // ack, then report every node stopped
 	stopSilent                      // ack, then report nothing
+	stopDeaf                        // never ack (a link that carries nothing back)
 )
 
 // fakeDaemon speaks the daemon side of the coordinator protocol from the test: it
@@ -185,6 +187,14 @@ func (f *fakeDaemon) handle(ctx context.Context, typ string, body proto.Body) (a
 		}
 		f.mu.Lock()
 		f.stops = append(f.stops, req)
+		if f.mode == stopDeaf {
+			f.mu.Unlock()
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Second):
+			}
+			return nil, errors.New("deaf daemon")
+		}
 		var ids []string
 		if f.mode == stopCooperative {
 			for id, st := range f.nodes[req.DataflowID] {

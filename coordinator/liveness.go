@@ -165,6 +165,28 @@ func (l *liveness) verdict(name string) string {
 
 func verdictOf(st failure.State) string { return string(st.Verdict) }
 
+// unreachableNote explains an operation on a daemon that got no answer over the
+// daemon's control link (no link, or requests timing out) although the daemon is not
+// confirmed dead: "alive via gossip, control link unreachable" when the gossip ring
+// still lists it (e.g. indirect probes answer around a one-way partition), else the
+// verdict. It is "" for a daemon confirmed dead or gone: their errors say so instead.
+func (l *liveness) unreachableNote(name string) string {
+	v, _, _ := l.state(name)
+	switch v {
+	case proto.MemberDead, proto.MemberLeft:
+		return ""
+	}
+	if l.ring != nil {
+		if _, ok := l.ring.Member(name); ok {
+			return "alive via gossip, control link unreachable"
+		}
+	}
+	if v == "" {
+		v = proto.MemberSuspect
+	}
+	return fmt.Sprintf("not confirmed dead (%s), control link unreachable", v)
+}
+
 // shutdown leaves the ring gracefully (bounded by ctx) and stops the detector.
 func (l *liveness) shutdown(ctx context.Context) {
 	if l.ring != nil {

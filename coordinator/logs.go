@@ -83,7 +83,7 @@ func (s *Server) streamLogs(ctx context.Context, t logTarget, tail int, follow b
 		if sess == nil {
 			if !follow {
 				if !started {
-					return newAPIError(http.StatusServiceUnavailable, "daemon %q (running node %q) is not connected", t.daemon, t.node)
+					return newAPIError(http.StatusServiceUnavailable, "daemon %q (running node %q) is not connected%s", t.daemon, t.node, s.unreachableSuffix(t.daemon))
 				}
 				return nil
 			}
@@ -113,10 +113,14 @@ func (s *Server) streamLogs(ctx context.Context, t logTarget, tail int, follow b
 		if err != nil {
 			var re *proto.RemoteError
 			if errors.As(err, &re) || !follow {
-				if !started {
-					return newAPIError(http.StatusBadGateway, "logs of %q from daemon %q: %v", t.node, t.daemon, err)
+				note := ""
+				if re == nil {
+					note = s.unreachableSuffix(t.daemon)
 				}
-				fmt.Fprintf(w, "\n%sdaemon %q (node %q): %v --\n", proto.LogsEndMarker, t.daemon, t.node, err)
+				if !started {
+					return newAPIError(http.StatusBadGateway, "logs of %q from daemon %q: %v%s", t.node, t.daemon, err, note)
+				}
+				fmt.Fprintf(w, "\n%sdaemon %q (node %q): %v%s --\n", proto.LogsEndMarker, t.daemon, t.node, err, note)
 				w.Flush()
 				return nil
 			}
@@ -155,4 +159,13 @@ func (s *Server) endWithDeath(w flushWriter, wch *daemonWatch) error {
 	fmt.Fprintf(w, "\n%s%s --\n", proto.LogsEndMarker, d.describe())
 	w.Flush()
 	return nil
+}
+
+// unreachableSuffix is ": NOTE" for a daemon that is not confirmed dead but does not
+// answer over its control link (see liveness.unreachableNote), else "".
+func (s *Server) unreachableSuffix(daemon string) string {
+	if note := s.live.unreachableNote(daemon); note != "" {
+		return ": " + note
+	}
+	return ""
 }

@@ -225,7 +225,7 @@ func (s *Server) spawnOne(ctx context.Context, name, daemon string, job *spawnJo
 	case errors.As(err, &re):
 		return newAPIError(http.StatusBadGateway, "start: %s refused the nodes: %s", where, re.Msg)
 	case errors.Is(err, context.DeadlineExceeded):
-		return newAPIError(http.StatusGatewayTimeout, "start: %s did not acknowledge its nodes within %s", where, s.cfg.StartTimeout)
+		return newAPIError(http.StatusGatewayTimeout, "start: %s did not acknowledge its nodes within %s%s", where, s.cfg.StartTimeout, s.unreachableSuffix(daemon))
 	case errors.Is(err, context.Canceled):
 		return newAPIError(http.StatusServiceUnavailable, "start: cancelled while waiting for %s", where)
 	default:

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -61,6 +62,37 @@ type stopOp struct {
 	sent     chan struct{} // closed once the stops are sent
 	done     chan struct{} // closed once reply is set
 	reply    *proto.APIStopReply
+
+	mu sync.Mutex
+	// unreached holds, per daemon, why the last stop sent to it was not acknowledged
+	// (not connected, or the request failed): the reply says so for a daemon that did
+	// not confirm.
+	unreached map[string]string
+}
+
+// setUnreached records why a daemon did not acknowledge the stop ("" = it did).
+func (op *stopOp) setUnreached(daemon, why string) {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	if why == "" {
+		delete(op.unreached, daemon)
+		return
+	}
+	if op.unreached == nil {
+		op.unreached = map[string]string{}
+	}
+	op.unreached[daemon] = why
+}
+
+// unreachedNotes copies the reasons recorded by setUnreached.
+func (op *stopOp) unreachedNotes() map[string]string {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	out := make(map[string]string, len(op.unreached))
+	for d, why := range op.unreached {
+		out[d] = why
+	}
+	return out
 }
 
 // stopDataflow records the stop intent, sends the stop to every daemon of the dataflow in
@@ -126,7 +158,7 @@ func (s *Server) stopDataflow(ctx context.Context, ref string, req proto.APIStop
 		case <-op.sent:
 		case <-ctx.Done():
 		}
-		return s.stopReply(id, start, nil, 0), nil
+		return s.stopReply(id, start, nil, 0, nil), nil
 	}
 	wait := time.NewTimer(p.timeout + forceWait + stopAckTimeout)
 	defer wait.Stop()
@@ -139,7 +171,7 @@ func (s *Server) stopDataflow(ctx context.Context, ref string, req proto.APIStop
 		}
 		return op.reply, nil
 	case <-wait.C:
-		return s.stopReply(id, start, s.reg.pendingDaemons(id), p.timeout), nil
+		return s.stopReply(id, start, s.reg.pendingDaemons(id), p.timeout, op.unreachedNotes()), nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("stop %s: %w", ref, ctx.Err())
 	}
@@ -191,7 +223,7 @@ func (op *stopOp) run() {
 	default:
 		unconfirmed = op.escalate()
 	}
-	op.reply = s.stopReply(op.id, op.start, unconfirmed, op.p.timeout)
+	op.reply = s.stopReply(op.id, op.start, unconfirmed, op.p.timeout, op.unreachedNotes())
 	s.metrics.stopDuration.WithLabelValues(stopResult(op.reply)).Observe(time.Since(op.start).Seconds())
 	s.log.Info("stop done", "dataflow", op.id, "name", op.name, "status", op.reply.Status,
 		"elapsed", op.reply.Elapsed, "unconfirmed", unconfirmed, "error", op.reply.Error)
@@ -238,6 +270,7 @@ func (op *stopOp) sendStops(daemons []string, force bool, ackBy time.Time) {
 	for _, d := range daemons {
 		sess := s.session(d)
 		if sess == nil {
+			op.setUnreached(d, "not connected")
 			s.log.Info("daemon not connected: the stop waits for it to re-register", "dataflow", op.id, "daemon", d)
 			continue
 		}
@@ -246,9 +279,18 @@ func (op *stopOp) sendStops(daemons []string, force bool, ackBy time.Time) {
 			defer wg.Done()
 			ctx, cancel := context.WithDeadline(s.ctx, ackBy)
 			defer cancel()
-			if err := sess.request(ctx, proto.TypeStop, req, nil); err != nil {
-				s.log.Warn("stop not acknowledged", "dataflow", op.id, "daemon", d, "force", force, "error", err)
+			sent := time.Now()
+			err := sess.request(ctx, proto.TypeStop, req, nil)
+			if err == nil {
+				op.setUnreached(d, "")
+				return
 			}
+			why := "stop not acknowledged: " + err.Error()
+			if errors.Is(err, context.DeadlineExceeded) {
+				why = fmt.Sprintf("stop not acknowledged within %s", time.Since(sent).Round(100*time.Millisecond))
+			}
+			op.setUnreached(d, why)
+			s.log.Warn("stop not acknowledged", "dataflow", op.id, "daemon", d, "force", force, "error", err)
 		}()
 	}
 	wg.Wait()
@@ -275,8 +317,9 @@ func (op *stopOp) waitFinal(until time.Time) bool {
 }
 
 // stopReply is what the coordinator knows of a dataflow's stop. Error is a one-line
-// reason when the stop was not clean, empty otherwise.
-func (s *Server) stopReply(id string, start time.Time, unconfirmed []string, timeout time.Duration) *proto.APIStopReply {
+// reason when the stop was not clean, empty otherwise. unreached says why daemons did
+// not acknowledge the stop (see stopOp.setUnreached); nil when unknown.
+func (s *Server) stopReply(id string, start time.Time, unconfirmed []string, timeout time.Duration, unreached map[string]string) *proto.APIStopReply {
 	r := &proto.APIStopReply{ID: id, Unconfirmed: unconfirmed, Elapsed: roundElapsed(time.Since(start))}
 	var parts []string
 	waiting := map[string]int{}
@@ -296,7 +339,17 @@ func (s *Server) stopReply(id string, start time.Time, unconfirmed []string, tim
 	})
 	for _, daemon := range unconfirmed {
 		msg := fmt.Sprintf("daemon %q did not confirm %s within %s", daemon, plural(waiting[daemon], "node"), timeout)
-		if s.session(daemon) == nil {
+		connected := s.session(daemon) != nil
+		why, unacked := unreached[daemon]
+		if !connected && !unacked {
+			why, unacked = "not connected", true
+		}
+		// A daemon that is not confirmed dead but cannot be reached over its control
+		// link (e.g. a one-way partition that indirect gossip probes go around) keeps
+		// its nodes and its stop intent: say so, and that the stop waits for it.
+		if note := s.live.unreachableNote(daemon); unacked && note != "" {
+			msg += fmt.Sprintf(": %s (%s); the stop is applied when it reconnects", note, why)
+		} else if !connected {
 			msg += " (not connected: the stop is applied when it re-registers)"
 		}
 		parts = append(parts, msg)
@@ -308,7 +361,7 @@ func (s *Server) stopReply(id string, start time.Time, unconfirmed []string, tim
 // endedStopReply answers a stop of a dataflow that had already ended: its recorded
 // outcomes, with the elapsed time of the stop that ended it (none if none did).
 func (s *Server) endedStopReply(id string) *proto.APIStopReply {
-	r := s.stopReply(id, time.Now(), nil, 0)
+	r := s.stopReply(id, time.Now(), nil, 0, nil)
 	r.AlreadyEnded, r.Elapsed = true, ""
 	s.reg.read(id, func(d *dataflowRec) {
 		if d.Stop != nil && d.EndedAt != nil && !d.EndedAt.Before(d.Stop.At) {

@@ -91,9 +91,37 @@ func TestStopUnconfirmedReturnsAtTimeout(t *testing.T) {
 	if rep.Status != proto.DataflowStopping {
 		t.Errorf("status %s, want stopping", rep.Status)
 	}
+	// It acknowledged the stop: its link works, it just did not report.
+	if strings.Contains(rep.Error, "control link unreachable") {
+		t.Errorf("error %q: the daemon acknowledged the stop", rep.Error)
+	}
 	stops := f.stopRequests()
 	if len(stops) != 2 || stops[0].Force || !stops[1].Force {
 		t.Errorf("stops %+v, want a graceful stop then a forced one at the deadline", stops)
+	}
+}
+
+// A daemon that is not dead but does not acknowledge the stop over its link is named
+// with the reason, and the stop returns by its deadline.
+func TestStopUnacknowledgedSaysLinkUnreachable(t *testing.T) {
+	ts := startServer(t, nil)
+	newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-deaf", mode: stopDeaf})
+	startDF(t, ts, "demo", twoNodes)
+	waitStatus(t, ts, "demo", proto.DataflowRunning, proto.NodeRunning)
+
+	timeout := 1500 * time.Millisecond
+	rep, elapsed := stopDF(t, ts, "demo", proto.APIStopRequest{Grace: "200ms", Timeout: timeout.String()})
+	if elapsed < timeout || elapsed > timeout+2*time.Second {
+		t.Errorf("stop returned after %s, want between %s and %s", elapsed, timeout, timeout+2*time.Second)
+	}
+	if len(rep.Unconfirmed) != 1 || rep.Unconfirmed[0] != "daemon-deaf" {
+		t.Errorf("unconfirmed %v, want [daemon-deaf]", rep.Unconfirmed)
+	}
+	// Without gossip the coordinator cannot say "alive via gossip": it gives the verdict.
+	for _, want := range []string{`daemon "daemon-deaf" did not confirm 2 nodes`, "not confirmed dead (", "control link unreachable (stop not acknowledged", "the stop is applied when it reconnects"} {
+		if !strings.Contains(rep.Error, want) {
+			t.Errorf("error %q, want %q in it", rep.Error, want)
+		}
 	}
 }
 

@@ -34,7 +34,9 @@ func lossScript(table string, in, out int) string {
 	var s strings.Builder
 	fmt.Fprintf(&s, "flush chain inet %s lossin\n", table)
 	if in > 0 {
-		fmt.Fprintf(&s, "add rule inet %s lossin %sdrop\n", table, chance(in))
+		// Loopback is spared: the loss is of what crosses the host's link, not of a
+		// host talking to itself (a CLI and its coordinator on one host).
+		fmt.Fprintf(&s, "add rule inet %s lossin iifname != \"lo\" %sdrop\n", table, chance(in))
 	}
 	fmt.Fprintf(&s, "flush chain netdev %s lossout\n", table)
 	if out > 0 {

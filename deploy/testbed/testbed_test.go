@@ -343,6 +343,9 @@ func TestFaults(t *testing.T) {
 		if reachable(t, h2, h3) {
 			t.Error("h2 reaches h3 at 100% loss everywhere")
 		}
+		if !reachable(t, h2, h2) {
+			t.Error("loss drops loopback traffic: h2 cannot reach its own address")
+		}
 		heal(t, b)
 		sendUDP(t, h1, h2, 50, "healed")
 		if n := udpCount(t, servers[h2], "healed"); n != 50 {

@@ -36,6 +36,7 @@ func TestMain(m *testing.M) {
 			"rust-node":        "github.com/doractl/doractl/examples/rust-dataflow/node",
 			"rust-status-node": "github.com/doractl/doractl/examples/rust-dataflow/status-node",
 			"rust-sink":        "github.com/doractl/doractl/examples/rust-dataflow/sink",
+			"ignore-stop":      "github.com/doractl/doractl/examples/stubborn/ignore-stop",
 		}
 		for name, pkg := range builds {
 			out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg).CombinedOutput()
@@ -69,6 +70,12 @@ type fleet struct {
 
 func newFleet(t *testing.T, daemons int) *fleet {
 	t.Helper()
+	return newFleetProfile(t, daemons, "local")
+}
+
+// newFleetProfile is newFleet with every process on the given gossip profile.
+func newFleetProfile(t *testing.T, daemons int, profile string) *fleet {
+	t.Helper()
 	if err := testbed.Available(); err != nil {
 		t.Skip(err)
 	}
@@ -91,7 +98,7 @@ func newFleet(t *testing.T, daemons int) *fleet {
 		"--control-addr", fmt.Sprintf("0.0.0.0:%d", controlPort),
 		"--daemon-addr", fmt.Sprintf("0.0.0.0:%d", daemonPort),
 		"--gossip-addr", h1.Addr, "--gossip-port", strconv.Itoa(gossipPort),
-		"--profile", "local", "--machine-id", "coord",
+		"--profile", profile, "--machine-id", "coord",
 		"--data-dir", filepath.Join(dir, "coordinator"))
 	for i, h := range f.hosts[1:] {
 		m := "m" + strconv.Itoa(i+1)
@@ -100,7 +107,7 @@ func newFleet(t *testing.T, daemons int) *fleet {
 			"--coordinator", fmt.Sprintf("%s:%d", h1.Addr, daemonPort),
 			"--machine-id", m, "--name", "daemon-"+m,
 			"--listen-addr", h.Addr+":0", "--gossip-addr", h.Addr,
-			"--profile", "local", "--state-dir", filepath.Join(dir, "state-"+m))
+			"--profile", profile, "--state-dir", filepath.Join(dir, "state-"+m))
 	}
 	f.waitMembers(30*time.Second, func(st map[string]string) error {
 		for m := range f.daemons {
@@ -174,8 +181,8 @@ func (f *fleet) mustCLI(args ...string) string {
 	return r.stdout
 }
 
-// members returns member name -> status.
-func (f *fleet) members() (map[string]string, error) {
+// memberList returns the members as `doractl members -o json` prints them.
+func (f *fleet) memberList() ([]proto.Member, error) {
 	r, err := f.cli(10*time.Second, "members", "-o", "json")
 	if err != nil || r.code != 0 {
 		return nil, fmt.Errorf("members: %v exit %d %s", err, r.code, r.stderr)
@@ -183,6 +190,15 @@ func (f *fleet) members() (map[string]string, error) {
 	var ms []proto.Member
 	if err := json.Unmarshal([]byte(r.stdout), &ms); err != nil {
 		return nil, fmt.Errorf("members: %w", err)
+	}
+	return ms, nil
+}
+
+// members returns member name -> status.
+func (f *fleet) members() (map[string]string, error) {
+	ms, err := f.memberList()
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]string{}
 	for _, m := range ms {
