@@ -352,6 +352,9 @@ const pinned = `nodes:
       message: stub/random
 `
 
+// partitionFor is how long TestDataflowAcrossHosts cuts one daemon's host off.
+const partitionFor = 60 * time.Second
+
 func TestDataflowAcrossHosts(t *testing.T) {
 	f := newFleet(t, 3)
 
@@ -458,6 +461,15 @@ func TestDataflowAcrossHosts(t *testing.T) {
 	})
 	if n := procsOf(pinnedID); n != 1 {
 		t.Errorf("%d processes of pinned while m2 is cut off, want its stub still running there", n)
+	}
+
+	// Hold the partition for the issue's 60 s: m2 stays dead all along (no flapping back
+	// through stale gossip), then heal.
+	for time.Since(cut) < partitionFor {
+		if st, err := f.members(); err == nil && st["daemon-m2"] != proto.MemberDead {
+			t.Fatalf("daemon-m2 is %q %s into the partition, want dead", st["daemon-m2"], time.Since(cut).Round(time.Second))
+		}
+		time.Sleep(time.Second)
 	}
 
 	// Heal: m2 rejoins, and the node of the dataflow stopped meanwhile is killed.
