@@ -67,7 +67,7 @@ func TestDestroy(t *testing.T) {
 func TestMetricsAndMembers(t *testing.T) {
 	ts := startServer(t, nil)
 	newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-b"})
-	newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a"})
+	newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a", machine: "coordinator-host"})
 	startDF(t, ts, "demo", twoNodes)
 	stopDF(t, ts, "demo", proto.APIStopRequest{})
 

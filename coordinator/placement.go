@@ -22,7 +22,9 @@ var errNoDaemon = errors.New("no daemon connected")
 //     set neither);
 //   - a node with neither goes to the daemon on Config.DefaultMachine when that is set
 //     (and nowhere else), else to the daemon on the coordinator's own machine if there is
-//     one, else to the first alive daemon by name.
+//     one, else to the only daemon if there is just one. With several daemons and none on
+//     the coordinator's machine such a node is an error: an arbitrary choice would put it
+//     on whichever robot sorts first.
 //
 // Nothing is spawned when any node cannot be placed: the error names every such node and
 // lists the machines that exist.
@@ -43,7 +45,11 @@ func (s *Server) place(desc *dataflow.Descriptor) (map[string]*session, error) {
 		}
 		sess := s.pick(cands, dep)
 		if sess == nil {
-			problems = append(problems, fmt.Sprintf("node %q: no daemon %s", n.ID, wanted(dep)))
+			if dep.Machine == "" && len(dep.Labels) == 0 {
+				problems = append(problems, fmt.Sprintf("node %q: no deploy.machine, and no daemon on the coordinator's machine %q (set deploy.machine, or --default-machine on the coordinator)", n.ID, s.cfg.Machine))
+			} else {
+				problems = append(problems, fmt.Sprintf("node %q: no daemon %s", n.ID, wanted(dep)))
+			}
 			continue
 		}
 		out[n.ID] = sess
@@ -78,7 +84,10 @@ func (s *Server) pick(cands []*session, dep dataflow.Deploy) *session {
 				return c
 			}
 		}
-		return cands[0]
+		if len(cands) == 1 {
+			return cands[0]
+		}
+		return nil
 	}
 	for _, c := range cands {
 		if dep.Machine != "" && c.info.Machine != dep.Machine {

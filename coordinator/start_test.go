@@ -172,17 +172,21 @@ func TestPlacement(t *testing.T) {
     path: ./arm
     _unstable_deploy:
       machine: robot-b
-  - id: free
-    path: ./free
 `
+	// A node with no deploy section, two daemons and none on the coordinator's machine:
+	// refused, never put on whichever daemon sorts first.
+	free := mixed + "  - id: free\n    path: ./free\n"
+	_, err = ts.cl.Start(context.Background(), proto.APIStartRequest{Descriptor: free})
+	if client.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), `node "free": no deploy.machine`) || !strings.Contains(err.Error(), "--default-machine") {
+		t.Errorf("node without deploy and no daemon on the coordinator's machine: %v", err)
+	}
 	startDF(t, ts, "mixed", mixed)
 	d := waitStatus(t, ts, "mixed", proto.DataflowRunning, proto.NodeRunning)
 	got := map[string]string{}
 	for _, n := range d.Nodes {
 		got[n.ID] = n.Daemon
 	}
-	// "free" has no deploy: neither daemon is on the coordinator's machine, so the first by name.
-	want := map[string]string{"det": "daemon-a", "arm": "daemon-b", "free": "daemon-a"}
+	want := map[string]string{"det": "daemon-a", "arm": "daemon-b"}
 	for id, daemon := range want {
 		if got[id] != daemon {
 			t.Errorf("node %s on %q, want %q", id, got[id], daemon)

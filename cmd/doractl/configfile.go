@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -37,10 +39,19 @@ func readConfigFile(path string) (fileConfig, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
-		return fc, fmt.Errorf("config %s: %w", path, err)
+		return fc, fmt.Errorf("config %s: %s", path, readableYAMLError(err))
 	}
 	if _, err := cluster.ResolveProfile(cluster.ProfileLAN, fc.Gossip); err != nil {
 		return fc, fmt.Errorf("config %s: %w", path, err)
 	}
 	return fc, nil
+}
+
+// readableYAMLError drops Go type names from yaml.v3's errors: "line 3: field probe_timout
+// not found" reads better to a user than "... not found in type cluster.Overrides".
+func readableYAMLError(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
+	msg = regexp.MustCompile(` in type [\w.*\[\]]+`).ReplaceAllString(msg, "") // the Go type yaml.v3 names
+	return strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
 }

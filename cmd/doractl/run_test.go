@@ -358,7 +358,15 @@ func TestRunCtrlC(t *testing.T) {
 		default:
 		}
 		sent := time.Now()
-		_, _ = p.pty.Write([]byte{0x03})
+		// Press again until the run takes it as the second Ctrl-C (one landing within
+		// the duplicate-signal window of the first is ignored, by design).
+		testutil.CheckFor(t, 5*time.Second, 300*time.Millisecond, func() error {
+			if strings.Contains(p.stdout.String(), "forcing stop") {
+				return nil
+			}
+			_, _ = p.pty.Write([]byte{0x03})
+			return fmt.Errorf("no forced stop yet")
+		})
 		p.wait(t, 10*time.Second)
 		if el := time.Since(sent); el > 5*time.Second {
 			t.Errorf("second Ctrl-C took %s to end the run, want a forced stop at once", el)

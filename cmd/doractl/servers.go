@@ -95,7 +95,7 @@ comes back (its dataflow registry is kept in --data-dir). Suited to systemd (see
 	f.StringVar(&cfg.Profile, "profile", cfg.Profile, "liveness profile: lan, wan, local or flaky")
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "folder of the dataflow registry (survives restarts)")
 	f.StringVar(&cfg.Machine, "machine-id", cfg.Machine, "machine id of this host, for placement of nodes without deploy.machine")
-	f.StringVar(&cfg.DefaultMachine, "default-machine", cfg.DefaultMachine, "machine id for nodes without a deploy section (default: this host's --machine-id)")
+	f.StringVar(&cfg.DefaultMachine, "default-machine", cfg.DefaultMachine, "machine id for nodes without a deploy section (default: the daemon on this host's --machine-id, or the only daemon)")
 	f.StringVar(&key, "cluster-key", "", "base64 gossip encryption key, 16/24/32 bytes (env DORACTL_CLUSTER_KEY)")
 	f.StringVar(&configPath, "config", "", "YAML config file; its gossip: section overrides --profile settings (see docs/operations.md)")
 	lo.add(cmd)

@@ -5,12 +5,17 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // signalContext is cancelled on the first SIGINT or SIGTERM.
 func signalContext(parent context.Context) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 }
+
+// duplicateSignalWindow is how soon after the first signal another one is taken for a
+// duplicate delivery rather than a second Ctrl-C.
+const duplicateSignalWindow = 50 * time.Millisecond
 
 // twoStageSignals returns a context cancelled by the first SIGINT/SIGTERM (graceful) and a
 // second one cancelled by the next signal (force).
@@ -21,16 +26,20 @@ func twoStageSignals(parent context.Context) (graceful, force context.Context, s
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	done := make(chan struct{})
 	go func() {
-		n := 0
+		var first time.Time
 		for {
 			select {
 			case <-done:
 				return
 			case <-sigs:
-				n++
-				if n == 1 {
+				switch {
+				case first.IsZero():
+					first = time.Now()
 					cancelGraceful()
-				} else {
+				case time.Since(first) < duplicateSignalWindow:
+					// The same signal delivered twice (e.g. `timeout` signals the child and
+					// then its process group): not a second Ctrl-C.
+				default:
 					cancelForce()
 				}
 			}
