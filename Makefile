@@ -18,7 +18,8 @@ help:
 	@echo "make demo          start a local cluster, run the example dataflow, show it, stop it"
 	@echo "make demo-failure  two daemons, kill -9 one, watch 'doractl stop' answer at once"
 	@echo "make lint          gofmt and go vet"
-	@echo "make bench         benchmarks; writes docs/benchmarks.md"
+	@echo "make bench         benchmarks; writes its sections of docs/benchmarks.md"
+	@echo "make bench-liveness SWIM vs central heartbeat (~7 min); writes its section of docs/benchmarks.md"
 	@echo "make bench-failure failure-detection figures (real processes, ~10 min); writes docs/failure-model.md"
 
 build: $(BIN) examples
@@ -55,8 +56,8 @@ lint:
 bench: build
 	./scripts/bench.sh
 
-# Liveness figures (SWIM vs central heartbeat), written as a section of docs/benchmarks.md.
-# About 6 minutes on 2 cores.
+# Liveness figures (raw SWIM, doractl's verdict, central heartbeat), written between the
+# livenessreport markers of docs/benchmarks.md. About 7 minutes on 2 cores.
 bench-liveness:
 	$(GO) run ./bench/cmd/livenessreport -out docs/benchmarks.md
 

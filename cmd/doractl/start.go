@@ -97,6 +97,7 @@ func attach(ctx context.Context, c *client.Client, id string, grace time.Duratio
 	lw := &lockedWriter{w: out}
 	stopResult := make(chan error, 2)
 	interrupts := 0
+	var firstSignal time.Time
 	t := time.NewTicker(300 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -127,6 +128,12 @@ func attach(ctx context.Context, c *client.Client, id string, grace time.Duratio
 		select {
 		case <-t.C:
 		case <-sigs:
+			if interrupts > 0 && time.Since(firstSignal) < duplicateSignalWindow {
+				continue // the same signal delivered twice, not a second Ctrl-C
+			}
+			if interrupts == 0 {
+				firstSignal = time.Now()
+			}
 			interrupts++
 			force := interrupts > 1
 			if force {

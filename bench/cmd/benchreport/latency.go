@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/doractl/doractl/bench/internal/stats"
 )
 
 // summaryPrefix starts the consumer's summary line (bench/latency-node).
@@ -34,8 +36,8 @@ type consumerSummary struct {
 type latencyResult struct {
 	c        latencyCase
 	runs     int
-	all      dist      // every latency of every run
-	p50s     []float64 // per run, microseconds
+	all      stats.Dist // every latency of every run
+	p50s     []float64  // per run, microseconds
 	p99s     []float64
 	rates    []float64
 	received int
@@ -84,15 +86,15 @@ func runLatency(ctx context.Context, c *cluster, bin string, lc latencyCase, run
 		for i, ns := range s.Latencies {
 			d[i] = time.Duration(ns)
 		}
-		one := newDist(d)
-		res.p50s = append(res.p50s, micros(one.pct(50)))
-		res.p99s = append(res.p99s, micros(one.pct(99)))
+		one := stats.NewDist(d)
+		res.p50s = append(res.p50s, micros(one.Pct(50)))
+		res.p99s = append(res.p99s, micros(one.Pct(99)))
 		res.rates = append(res.rates, s.Rate)
 		res.received += s.Received
 		res.dropped += s.Dropped
 		all = append(all, d...)
 	}
-	res.all = newDist(all)
+	res.all = stats.NewDist(all)
 	return res, nil
 }
 

@@ -2,7 +2,11 @@
 // writes them as Markdown tables: the time from start to the example sink's first message,
 // the stop wall time of the example, and node -> daemon -> node latency and throughput.
 // The coordinator and the daemon run in this process (linked by a net.Pipe); every node is
-// a real process.
+// a real process. The tables go between the <!-- BEGIN benchreport --> and
+// <!-- END benchreport --> markers of the output file (appended with the markers if
+// absent); the rest of the file is left byte for byte. With -in it measures nothing and
+// puts a file's text into another section (-section), as scripts/bench.sh does with the
+// micro-benchmarks.
 //
 //	go run ./bench/cmd/benchreport -latency-node bench/build/latency-node -out docs/benchmarks.md
 package main
@@ -15,11 +19,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/doractl/doractl/bench/internal/markdown"
 )
 
 // options are the command line flags.
@@ -31,6 +36,8 @@ type options struct {
 	runs        int
 	quick       bool
 	command     string
+	section     string
+	in          string
 }
 
 func main() {
@@ -42,7 +49,20 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 3, "runs of each latency case")
 	flag.BoolVar(&o.quick, "quick", false, "fewer messages per run (a smoke test, not figures)")
 	flag.StringVar(&o.command, "command", "make bench", "reproducing command printed in the report")
+	flag.StringVar(&o.section, "section", microSection, "with -in: the section of -out to replace")
+	flag.StringVar(&o.in, "in", "", "measure nothing: put this file's text into -section of -out (used by scripts/bench.sh)")
 	flag.Parse()
+	if o.in != "" {
+		body, err := os.ReadFile(o.in)
+		if err == nil {
+			err = markdown.WriteSection(o.out, o.section, string(body), docPreamble)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "benchreport:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if err := run(ctx, &o); err != nil {
@@ -75,13 +95,13 @@ func run(ctx context.Context, o *options) error {
 	}
 	defer c.close()
 
-	rep := &report{command: o.command, date: time.Now(), cpus: runtime.NumCPU(), goVersion: runtime.Version(), load: loadAverage()}
-	progress("start/stop: %d cycles of %s", o.cycles, o.example)
+	rep := &report{command: o.command, date: time.Now(), cpus: runtime.NumCPU(), goVersion: runtime.Version(), load: markdown.LoadAverage()}
+	markdown.Progress("start/stop: %d cycles of %s", o.cycles, o.example)
 	if rep.startStop, err = runStartStop(ctx, c, example, o.cycles); err != nil {
 		return err
 	}
 	for _, lc := range latencyCases(o.quick) {
-		progress("latency: %s, %d x %d messages", lc.name, o.runs, lc.count)
+		markdown.Progress("latency: %s, %d x %d messages", lc.name, o.runs, lc.count)
 		r, err := runLatency(ctx, c, bin, lc, o.runs)
 		if err != nil {
 			return err
@@ -107,21 +127,4 @@ func latencyCases(quick bool) []latencyCase {
 		{name: "4 MB", size: 4 << 20, count: n(200), warmup: 5, interval: 20 * time.Millisecond},
 		{name: "8 B flat out", size: 8, count: n(100000), warmup: 100, interval: 0},
 	}
-}
-
-// loadAverage is the 1, 5 and 15 minute load average, or "unknown".
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func progress(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"time"
+
+	"github.com/doractl/doractl/bench/internal/markdown"
+	"github.com/doractl/doractl/bench/internal/stats"
 )
 
 // report is everything one run measured, and where it ran.
@@ -27,21 +29,22 @@ const (
 	doraP50 = 170 * time.Microsecond
 )
 
+// sectionName names the markers of the section this command owns in the output file;
+// the micro-benchmarks (section microSection, see -section) and the liveness section
+// (bench/cmd/livenessreport) are other sections of the same file.
+const (
+	sectionName  = "benchreport"
+	microSection = "microbenchmarks"
+	docPreamble  = "# Benchmarks\n\n"
+)
+
 func (r *report) write(path string) error {
 	var b bytes.Buffer
 	r.render(&b)
-	if path == "-" {
-		_, err := os.Stdout.Write(b.Bytes())
-		return err
-	}
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	return nil
+	return markdown.WriteSection(path, sectionName, b.String(), docPreamble)
 }
 
 func (r *report) render(b *bytes.Buffer) {
-	fmt.Fprintf(b, "# Benchmarks\n\n")
 	fmt.Fprintf(b, "Measured side by side in one run of `%s` (driver: `bench/cmd/benchreport`, nodes: "+
 		"`bench/latency-node` and `examples/rust-dataflow`).\n\n", r.command)
 	fmt.Fprintf(b, "| date | nproc | Go | load average before the run |\n| --- | --- | --- | --- |\n| %s | %d | %s | %s |\n\n",
@@ -51,7 +54,6 @@ func (r *report) render(b *bytes.Buffer) {
 		"shared with other work while it ran: treat the tails (p99, max) as noisy.\n\n")
 	r.renderStartStop(b)
 	r.renderLatency(b)
-	r.renderMicro(b)
 }
 
 func (r *report) renderStartStop(b *bytes.Buffer) {
@@ -61,18 +63,18 @@ func (r *report) renderStartStop(b *bytes.Buffer) {
 		"*First message*: from the start request to the sink's first `%s` line in its log "+
 		"(polled every millisecond). *Stop*: wall time of the stop request (default grace; the nodes "+
 		"stop cooperatively on the Stop event) until every node has an outcome.\n\n", len(s.stop), sinkText)
-	fmt.Fprintf(b, "| figure | median | p50 | p99 | max | target | met |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	markdown.Table(b, "figure", "median", "p50", "p99", "max", "target", "met")
 	row := func(name string, v []time.Duration, target time.Duration) {
-		d := newDist(v)
+		d := stats.NewDist(v)
 		met := "—"
 		if target > 0 {
-			met = yes(d.median() < target)
+			met = yes(d.Median() < target)
 		}
 		tgt := "—"
 		if target > 0 {
 			tgt = "< " + target.String()
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", name, ms(d.median()), ms(d.pct(50)), ms(d.pct(99)), ms(d.pct(100)), tgt, met)
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s |\n", name, ms(d.Median()), ms(d.Pct(50)), ms(d.Pct(99)), ms(d.Pct(100)), tgt, met)
 	}
 	row("start → sink's first message", s.firstMsg, targetFirstMsg)
 	row("start request (all nodes spawned)", s.startReq, 0)
@@ -97,20 +99,14 @@ func (r *report) renderLatency(b *bytes.Buffer) {
 			pace = "flat out"
 		}
 		fmt.Fprintf(b, "| %s | %d | %s | %s | %.0f µs | %s | %s | %.0f µs | %s | %.0f | %d |\n",
-			l.c.name, l.received, pace, us(l.all.pct(50)), medianF(l.p50s), us(l.all.pct(90)),
-			us(l.all.pct(99)), medianF(l.p99s), us(l.all.pct(100)), medianF(l.rates), l.dropped)
+			l.c.name, l.received, pace, us(l.all.Pct(50)), stats.MedianF(l.p50s), us(l.all.Pct(90)),
+			us(l.all.Pct(99)), stats.MedianF(l.p99s), us(l.all.Pct(100)), stats.MedianF(l.rates), l.dropped)
 	}
 	if len(r.latency) > 0 {
-		p := r.latency[0].all.pct(50)
+		p := r.latency[0].all.Pct(50)
 		fmt.Fprintf(b, "\nTarget: local p50 < %s for 8 B — %s (%s). Messages per second: the flat-out "+
 			"row (consumer's arrival rate, median of the runs).\n\n", us(targetLatency8B), metWord(p < targetLatency8B), us(p))
 	}
-}
-
-func (r *report) renderMicro(b *bytes.Buffer) {
-	fmt.Fprintf(b, "## Micro-benchmarks\n\n")
-	fmt.Fprintf(b, "In-process, no node processes: `go test -run '^$' -bench . -benchmem ./proto ./daemon`.\n")
-	fmt.Fprintf(b, "scripts/bench.sh appends their output below.\n\n")
 }
 
 func (r *report) runs() int {

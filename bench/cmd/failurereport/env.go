@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/doractl/doractl/proto"
+
+	"github.com/doractl/doractl/bench/internal/markdown"
 )
 
 // env is one isolated local cluster started with `doractl up`: its own loopback ports,
@@ -204,7 +206,7 @@ func (e *env) signal(name string, sig syscall.Signal) (int, error) {
 // including nodes orphaned by a killed daemon).
 func (e *env) destroy(ctx context.Context) {
 	if _, err := e.exec(ctx, 40*time.Second, "destroy", "--grace-duration", "1s"); err != nil {
-		progress("destroy: %v", err)
+		markdown.Progress("destroy: %v", err)
 	}
 	e.killLeftovers()
 }

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/doractl/doractl/bench/internal/markdown"
 )
 
 // options are the command line flags.
@@ -118,12 +120,12 @@ func run(ctx context.Context, o *options) error {
 	}
 	defer os.RemoveAll(work)
 	stubborn := filepath.Join(work, "ignore-stop")
-	progress("building examples/stubborn/ignore-stop")
+	markdown.Progress("building examples/stubborn/ignore-stop")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", stubborn, "./examples/stubborn/ignore-stop").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./examples/stubborn/ignore-stop: %w\n%s", err, out)
 	}
 
-	rep := &report{command: o.command, date: time.Now(), cpus: runtime.NumCPU(), goVersion: runtime.Version(), loadBefore: loadAverage()}
+	rep := &report{command: o.command, date: time.Now(), cpus: runtime.NumCPU(), goVersion: runtime.Version(), loadBefore: markdown.LoadAverage()}
 	started := time.Now()
 	for _, pl := range pls {
 		res, err := measure(ctx, bin, work, stubborn, pl)
@@ -132,9 +134,9 @@ func run(ctx context.Context, o *options) error {
 		}
 		rep.profiles = append(rep.profiles, res)
 	}
-	rep.loadAfter = loadAverage()
+	rep.loadAfter = markdown.LoadAverage()
 	rep.took = time.Since(started)
-	progress("done in %s", rep.took.Round(time.Second))
+	markdown.Progress("done in %s", rep.took.Round(time.Second))
 	return rep.write(o.out)
 }
 
@@ -152,8 +154,8 @@ type profileResult struct {
 // of crashes leaves many dead entries in memberlist's node list for GossipToTheDeadTime
 // (30 s on lan), which would inflate the ring size the next measurement sees.
 func measure(ctx context.Context, bin, work, stubborn string, pl plan) (*profileResult, error) {
-	res := &profileResult{plan: pl, stallRan: map[time.Duration]bool{}, load: loadAverage()}
-	progress("%s: load %s", pl.profile, res.load)
+	res := &profileResult{plan: pl, stallRan: map[time.Duration]bool{}, load: markdown.LoadAverage()}
+	markdown.Progress("%s: load %s", pl.profile, res.load)
 	if pl.crashTrials > 0 {
 		err := withCluster(ctx, bin, work, pl.profile, func(e *env) error {
 			for i := range pl.crashTrials {
@@ -161,7 +163,7 @@ func measure(ctx context.Context, bin, work, stubborn string, pl plan) (*profile
 				if err != nil {
 					return fmt.Errorf("crash trial %d: %w", i+1, err)
 				}
-				progress("%s: crash %d/%d: stop answered %s after kill -9 (exit %d, lost %v, refused port %v)",
+				markdown.Progress("%s: crash %d/%d: stop answered %s after kill -9 (exit %d, lost %v, refused port %v)",
 					pl.profile, i+1, pl.crashTrials, ms(t.answered), t.code, t.lost, t.refused)
 				res.crashes = append(res.crashes, t)
 			}
@@ -178,7 +180,7 @@ func measure(ctx context.Context, bin, work, stubborn string, pl plan) (*profile
 				if err != nil {
 					return fmt.Errorf("freeze trial %d: %w", i+1, err)
 				}
-				progress("%s: freeze %d/%d: dead after %s (suspect after %s): %s", pl.profile, i+1, pl.freezeTrials, ms(t.dead), ms(t.suspect), t.reason)
+				markdown.Progress("%s: freeze %d/%d: dead after %s (suspect after %s): %s", pl.profile, i+1, pl.freezeTrials, ms(t.dead), ms(t.suspect), t.reason)
 				res.freezes = append(res.freezes, t)
 			}
 			return nil
@@ -197,7 +199,7 @@ func measure(ctx context.Context, bin, work, stubborn string, pl plan) (*profile
 					if err != nil {
 						return fmt.Errorf("stall %s trial %d: %w", stall, i+1, err)
 					}
-					progress("%s: stall %s %d/%d: dead %v, suspect %v %s", pl.profile, stall, i+1, pl.stallTrials, t.dead, t.suspect, t.reason)
+					markdown.Progress("%s: stall %s %d/%d: dead %v, suspect %v %s", pl.profile, stall, i+1, pl.stallTrials, t.dead, t.suspect, t.reason)
 					res.stalls = append(res.stalls, t)
 					if t.dead {
 						deaths++
@@ -205,7 +207,7 @@ func measure(ctx context.Context, bin, work, stubborn string, pl plan) (*profile
 				}
 				res.stallRan[stall] = true
 				if deaths == pl.stallTrials {
-					progress("%s: every %s stall killed the daemon; longer stalls are not run", pl.profile, stall)
+					markdown.Progress("%s: every %s stall killed the daemon; longer stalls are not run", pl.profile, stall)
 					break
 				}
 			}
@@ -230,22 +232,6 @@ func withCluster(ctx context.Context, bin, work, profile string, f func(*env) er
 		return err
 	}
 	return f(e)
-}
-
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func progress(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
 func ms(d time.Duration) string {

@@ -2,14 +2,15 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/doractl/doractl/cluster"
+
+	"github.com/doractl/doractl/bench/internal/markdown"
+	"github.com/doractl/doractl/bench/internal/stats"
 )
 
 // The measured section of the output file lies between these markers; the rest of the
@@ -45,36 +46,18 @@ type report struct {
 func (r *report) write(path string) error {
 	var b bytes.Buffer
 	r.render(&b)
-	if path == "-" {
-		_, err := os.Stdout.Write(b.Bytes())
+	if err := markdown.WriteSectionMarked(path, beginMarker, endMarker, b.String(), "# Failure model\n\n"); err != nil {
 		return err
 	}
-	old, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("read %s: %w", path, err)
+	if path != "-" {
+		markdown.Progress("wrote %s", path)
 	}
-	section := beginMarker + "\n" + b.String() + endMarker + "\n"
-	doc := string(old)
-	i, j := strings.Index(doc, beginMarker), strings.Index(doc, endMarker)
-	switch {
-	case i >= 0 && j > i:
-		doc = doc[:i] + section + strings.TrimPrefix(doc[j+len(endMarker):], "\n")
-	case doc == "":
-		doc = "# Failure model\n\n" + section
-	default:
-		doc = strings.TrimRight(doc, "\n") + "\n\n" + section
-	}
-	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	progress("wrote %s", path)
 	return nil
 }
 
 func (r *report) render(b *bytes.Buffer) {
 	fmt.Fprintf(b, "Reproduce: `%s` (driver `bench/cmd/failurereport`; builds `examples/stubborn/ignore-stop` itself). It is not part of `make test`.\n\n", r.command)
-	fmt.Fprintln(b, "| date | nproc | Go | load average before | load average after | run took |")
-	fmt.Fprintln(b, "| --- | --- | --- | --- | --- | --- |")
+	markdown.Table(b, "date", "nproc", "Go", "load average before", "load average after", "run took")
 	fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s |\n\n", r.date.UTC().Format("2006-01-02 15:04 MST"), r.cpus, r.goVersion,
 		r.loadBefore, r.loadAfter, r.took.Round(time.Second))
 	fmt.Fprintf(b, "Each measurement of each profile gets a fresh cluster: a coordinator and daemons started by `doractl up` from the "+
@@ -115,8 +98,7 @@ func (r *report) renderCrash(b *bytes.Buffer) {
 		"of the victim daemon. Time: from the kill until the stop CLI returned. *Proved by port* counts stops whose lost outcome "+
 		"says the control port refused connections (the crash proof), as opposed to waiting for gossip. Target: p99 ≤ %s.\n\n",
 		crashGrace, crashTarget)
-	fmt.Fprintln(b, "| profile | trials | p50 | p99 | min | max | node lost | proved by port | exit non-zero | target met |")
-	fmt.Fprintln(b, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	markdown.Table(b, "profile", "trials", "p50", "p99", "min", "max", "node lost", "proved by port", "exit non-zero", "target met")
 	for _, p := range r.profiles {
 		if len(p.crashes) == 0 {
 			fmt.Fprintf(b, "| %s | 0 | not run | | | | | | | |\n", p.profile)
@@ -136,10 +118,10 @@ func (r *report) renderCrash(b *bytes.Buffer) {
 				nonzero++
 			}
 		}
-		s := newDist(d)
+		s := stats.NewDist(d)
 		n := len(d)
-		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %d/%d | %d/%d | %d/%d | %s |\n", p.profile, n, ms(s.pct(50)), ms(s.pct(99)),
-			ms(s[0]), ms(s[n-1]), lost, n, refused, n, nonzero, n, metWord(s.pct(99) <= crashTarget))
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %d/%d | %d/%d | %d/%d | %s |\n", p.profile, n, ms(s.Pct(50)), ms(s.Pct(99)),
+			ms(s[0]), ms(s[n-1]), lost, n, refused, n, nonzero, n, metWord(s.Pct(99) <= crashTarget))
 	}
 	fmt.Fprintln(b)
 }
@@ -150,8 +132,7 @@ func (r *report) renderFreeze(b *bytes.Buffer) {
 	fmt.Fprintf(b, "SIGSTOP of the victim daemon (its sockets stay open: nothing is reset, only gossip and the control-link check "+
 		"can tell); `doractl members -o json` polled every %s until the victim is `dead`. *Suspect* is the first poll that showed "+
 		"it suspect. Target: p99 ≤ %s on lan.\n\n", pollInterval, freezeTarget)
-	fmt.Fprintln(b, "| profile | trials | dead p50 | dead p99 | min | max | suspect p50 | target met |")
-	fmt.Fprintln(b, "| --- | --- | --- | --- | --- | --- | --- | --- |")
+	markdown.Table(b, "profile", "trials", "dead p50", "dead p99", "min", "max", "suspect p50", "target met")
 	for _, p := range r.profiles {
 		if len(p.freezes) == 0 {
 			fmt.Fprintf(b, "| %s | 0 | skipped: %s | | | | | |\n", p.profile, p.skip)
@@ -164,17 +145,17 @@ func (r *report) renderFreeze(b *bytes.Buffer) {
 				sus = append(sus, t.suspect)
 			}
 		}
-		s := newDist(dead)
+		s := stats.NewDist(dead)
 		n := len(dead)
 		met := "—"
 		if p.profile == "lan" {
-			met = metWord(s.pct(99) <= freezeTarget)
+			met = metWord(s.Pct(99) <= freezeTarget)
 		}
 		susp := "never seen"
 		if len(sus) > 0 {
-			susp = ms(newDist(sus).pct(50))
+			susp = ms(stats.NewDist(sus).Pct(50))
 		}
-		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", p.profile, n, ms(s.pct(50)), ms(s.pct(99)), ms(s[0]), ms(s[n-1]), susp, met)
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", p.profile, n, ms(s.Pct(50)), ms(s.Pct(99)), ms(s[0]), ms(s[n-1]), susp, met)
 	}
 	fmt.Fprintln(b)
 	for _, p := range r.profiles {
@@ -291,15 +272,14 @@ func (p *profileResult) largestSafeStall() time.Duration {
 func (r *report) renderVerdict(b *bytes.Buffer) {
 	fmt.Fprintln(b, "### Targets")
 	fmt.Fprintln(b)
-	fmt.Fprintln(b, "| target | measured | met |")
-	fmt.Fprintln(b, "| --- | --- | --- |")
+	markdown.Table(b, "target", "measured", "met")
 	for _, p := range r.profiles {
 		if len(p.crashes) > 0 {
 			var d []time.Duration
 			for _, t := range p.crashes {
 				d = append(d, t.answered)
 			}
-			v := newDist(d).pct(99)
+			v := stats.NewDist(d).Pct(99)
 			fmt.Fprintf(b, "| %s: kill -9 → pending stop answered, p99 ≤ %s | %s | %s |\n", p.profile, crashTarget, ms(v), metWord(v <= crashTarget))
 		}
 		if p.profile != "lan" {
@@ -310,7 +290,7 @@ func (r *report) renderVerdict(b *bytes.Buffer) {
 			for _, t := range p.freezes {
 				d = append(d, t.dead)
 			}
-			v := newDist(d).pct(99)
+			v := stats.NewDist(d).Pct(99)
 			fmt.Fprintf(b, "| lan: SIGSTOP → confirmed dead, p99 ≤ %s | %s | %s |\n", freezeTarget, ms(v), metWord(v <= freezeTarget))
 		}
 		if p.stallTrials > 0 {
@@ -326,23 +306,4 @@ func metWord(ok bool) string {
 		return "yes"
 	}
 	return "**no**"
-}
-
-// dist is a sorted sample of durations.
-type dist []time.Duration
-
-func newDist(v []time.Duration) dist {
-	d := slices.Clone(v)
-	slices.Sort(d)
-	return d
-}
-
-// pct is the p-th percentile (nearest rank), 0 for an empty sample.
-func (d dist) pct(p float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	i := int(p/100*float64(len(d))+0.5) - 1
-	i = max(0, min(i, len(d)-1))
-	return d[i]
 }

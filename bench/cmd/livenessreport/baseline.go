@@ -215,14 +215,14 @@ func runBaselineLoss(ctx context.Context, n int, loss float64, d time.Duration, 
 	res.duration = to.Sub(from)
 	res.simulated = res.duration * time.Duration(scale)
 	res.atCoord = len(r.deathsSeen("", from, to))
-	res.atAny = -1
+	res.atAny, res.verdict = -1, -1
 	return res
 }
 
 // runBaselineStall holds one daemon's beats (rotating) for dur, `stalls` times, with the
 // same schedule as runSwimStall.
 func runBaselineStall(ctx context.Context, n int, dur time.Duration, stalls int, recover time.Duration) *stallResult {
-	res := &stallResult{detector: "heartbeat", profile: "dora 5 s / 20 s", n: n, stall: dur, stalls: stalls}
+	res := &stallResult{detector: "heartbeat", profile: "dora 5 s / 20 s", n: n, stall: dur, stalls: stalls, verdictKilled: -1}
 	r := newHBRing(fmt.Sprintf("hb-stall-%d", int(dur.Seconds())), n, 1, 0)
 	defer r.close()
 	sleepCtx(ctx, r.cfg.Interval)

@@ -1,9 +1,12 @@
 // Command livenessreport measures doractl's liveness figures side by side in one run, with
 // one fault schedule for both detectors: the SWIM ring (cluster.Ring over memberlist, every
 // member on its own loopback IP behind a cluster.FaultTransport) and the baseline central
-// heartbeat (failure.HeartbeatDetector, dora's 5 s / 20 s scheme). It writes the section
-// "Liveness: SWIM vs central heartbeat" into a Markdown file, replacing that section if it
-// is there and leaving every other section alone.
+// heartbeat (failure.HeartbeatDetector, dora's 5 s / 20 s scheme). On the SWIM rings it
+// also gives the product's verdict: the coordinator's failure.Detector fed by the ring's
+// events and by real control links under the same loss (verdict.go). It writes the section
+// "Liveness: SWIM vs central heartbeat" into a Markdown file between the
+// <!-- BEGIN livenessreport --> and <!-- END livenessreport --> markers (appended with the
+// markers if absent), leaving every other byte of the file alone.
 //
 //	go run ./bench/cmd/livenessreport -out docs/benchmarks.md
 //
@@ -23,6 +26,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/doractl/doractl/bench/internal/markdown"
 )
 
 // options are the command line flags.
@@ -72,13 +77,13 @@ func run(ctx context.Context, o *options) error {
 	}
 	rep := &report{
 		command: o.command, date: time.Now(), cpus: runtime.NumCPU(), goVersion: runtime.Version(),
-		loadBefore: loadAverage(), opts: *o,
+		loadBefore: markdown.LoadAverage(), opts: *o,
 	}
 	start := time.Now()
 
 	// Phase 1: crash detection latency. Every (detector, profile, N) is its own ring on its
 	// own loopback IPs, run at the same time as the others.
-	progress("crash latency: %d trials per profile and N (wan: %d)", o.trials, o.wanTrials)
+	markdown.Progress("crash latency: %d trials per profile and N (wan: %d)", o.trials, o.wanTrials)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, p := range []string{"lan", "local", "flaky", "wan"} {
@@ -92,7 +97,7 @@ func run(ctx context.Context, o *options) error {
 				defer wg.Done()
 				res := runSwimCrash(ctx, p, n, trials)
 				mu.Lock()
-				rep.crash = append(rep.crash, res)
+				rep.crash = append(rep.crash, res...)
 				mu.Unlock()
 			}()
 		}
@@ -108,13 +113,13 @@ func run(ctx context.Context, o *options) error {
 		}()
 	}
 	wg.Wait()
-	rep.loadAfterCrash = loadAverage()
+	rep.loadAfterCrash = markdown.LoadAverage()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 
 	// Phase 2: false deaths under loss and stalls, N = 5, every condition at once.
-	progress("false deaths: loss 0/10/20/30%% for %s each, stalls 3/8/15 s x %d", o.lossDuration, o.stalls)
+	markdown.Progress("false deaths: loss 0/10/20/30%% for %s each, stalls 3/8/15 s x %d", o.lossDuration, o.stalls)
 	for _, p := range []string{"lan", "local", "flaky"} {
 		for _, loss := range lossRates {
 			wg.Add(1)
@@ -160,13 +165,13 @@ func run(ctx context.Context, o *options) error {
 		}()
 	}
 	wg.Wait()
-	rep.loadAfterFalse = loadAverage()
+	rep.loadAfterFalse = markdown.LoadAverage()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 
 	// Phase 3: gossip load, alone (it is the heaviest phase).
-	progress("gossip load: N = %s, %s window", o.loadSizes, o.loadWindow)
+	markdown.Progress("gossip load: N = %s, %s window", o.loadSizes, o.loadWindow)
 	for _, n := range sizes {
 		wg.Add(1)
 		go func() {
@@ -178,7 +183,7 @@ func run(ctx context.Context, o *options) error {
 		}()
 	}
 	wg.Wait()
-	rep.loadAfter = loadAverage()
+	rep.loadAfter = markdown.LoadAverage()
 	rep.wall = time.Since(start)
 	if err := ctx.Err(); err != nil {
 		return err
@@ -187,7 +192,7 @@ func run(ctx context.Context, o *options) error {
 	if err := rep.write(o.out); err != nil {
 		return err
 	}
-	progress("done in %s; wrote %s", rep.wall.Round(time.Second), o.out)
+	markdown.Progress("done in %s; wrote %s", rep.wall.Round(time.Second), o.out)
 	return nil
 }
 
@@ -207,20 +212,4 @@ func parseSizes(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
-}
-
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func progress(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }

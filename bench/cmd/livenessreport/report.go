@@ -5,10 +5,12 @@ import (
 	"cmp"
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/doractl/doractl/bench/internal/markdown"
+	"github.com/doractl/doractl/bench/internal/stats"
 )
 
 // sectionTitle is the heading of the section this command owns in the output file.
@@ -42,10 +44,13 @@ type report struct {
 var profileOrder = map[string]int{"lan": 0, "local": 1, "flaky": 2, "wan": 3}
 
 func detOrder(d string) int {
-	if d == "SWIM" {
+	switch d {
+	case "SWIM":
 		return 0
+	case detVerdict:
+		return 1
 	}
-	return 1
+	return 2
 }
 
 func (r *report) sort() {
@@ -64,55 +69,15 @@ func (r *report) sort() {
 	slices.SortFunc(r.load, func(a, b *loadResult) int { return cmp.Compare(a.n, b.n) })
 }
 
-// write puts the section into path: in place of an earlier version of it, else before
-// "## Micro-benchmarks" (whose output scripts/bench.sh appends at the end), else at the end.
+// sectionName names the markers of the section this command owns in the output file.
+const sectionName = "livenessreport"
+
+// write puts the section into path between its markers (appended, with the markers, if
+// they are absent), leaving the rest of the file byte for byte.
 func (r *report) write(path string) error {
 	var b bytes.Buffer
 	r.render(&b)
-	if path == "-" {
-		_, err := os.Stdout.Write(b.Bytes())
-		return err
-	}
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	out := splice(string(old), b.String())
-	if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
-		return fmt.Errorf("write report: %w", err)
-	}
-	return nil
-}
-
-func splice(doc, section string) string {
-	lines := strings.SplitAfter(doc, "\n")
-	start, end := -1, len(lines)
-	for i, l := range lines {
-		t := strings.TrimRight(l, "\r\n")
-		if start < 0 && t == sectionTitle {
-			start = i
-			continue
-		}
-		if start >= 0 && strings.HasPrefix(t, "## ") {
-			end = i
-			break
-		}
-	}
-	if start < 0 {
-		for i, l := range lines {
-			if strings.HasPrefix(l, "## Micro-benchmarks") {
-				return strings.Join(lines[:i], "") + section + strings.Join(lines[i:], "")
-			}
-		}
-		if doc != "" && !strings.HasSuffix(doc, "\n\n") {
-			if !strings.HasSuffix(doc, "\n") {
-				doc += "\n"
-			}
-			doc += "\n"
-		}
-		return doc + section
-	}
-	return strings.Join(lines[:start], "") + section + strings.Join(lines[end:], "")
+	return markdown.WriteSection(path, sectionName, b.String(), "# Benchmarks\n\n")
 }
 
 func (r *report) render(b *bytes.Buffer) {
@@ -132,23 +97,30 @@ func (r *report) render(b *bytes.Buffer) {
 	fmt.Fprintf(b, "- **heartbeat**: `failure.HeartbeatDetector` with dora's scheme (a beat every 5 s, dead after 20 s "+
 		"without one, sweep every 1 s) as the coordinator; each daemon is a goroutine that beats into it in-process, "+
 		"from a random phase. A beat is one message lost with the drop probability (the same `math/rand/v2` roll as "+
-		"`FaultTransport`); a stall holds beats and delivers the held one when it ends.\n\n")
+		"`FaultTransport`); a stall holds beats and delivers the held one when it ends.\n")
+	fmt.Fprintf(b, "- **doractl verdict**: the same SWIM rings, with the coordinator's verdict as the product gives it "+
+		"(docs/failure-model.md): a `failure.Detector` wired as `coordinator/liveness.go` wires it — the coordinator "+
+		"member's ring events feed `GossipJoin`/`GossipGone`, `Ping` is the coordinator ring's direct gossip ping, and "+
+		"`ControlCheck` pings over a real `proto.Conn` control link from each daemon member (kernel TCP over loopback "+
+		"between the two members' IPs, keepalive %s, idle timeout %s, reconnect backoff %s–%s, as the daemon session; "+
+		"registration → `LinkUp`, a closed link → `LinkDown`, control port a real listener of the daemon). A dead verdict "+
+		"is `memberlist declared it dead` **and** the control link did not answer within %s (or the link was already "+
+		"down). *Link loss model*: TCP retransmits rather than loses, so each frame written on the link is one segment "+
+		"dropped with the same per-packet probability as the members' transports (rolled for the sender's and the "+
+		"receiver's transport, as a gossip packet is) and resent after Linux's minimum RTO, %s, doubling for each "+
+		"further loss of the same segment (after 15 losses TCP gives up on it, as Linux's `tcp_retries2`, and the link "+
+		"idles out), with later frames waiting behind it (in-order delivery); a reconnect's SYN "+
+		"is lost the same way with a 1 s SYN timeout. A stalled member writes nothing on its link and does not dial "+
+		"until the stall ends (what it was sent waits in its socket buffer). This is kinder than real TCP on one "+
+		"point (no congestion-window collapse) and harsher on another (loopback ACKs are never lost, but every lost "+
+		"segment costs a full RTO, never a fast retransmit).\n\n",
+		linkKeepAlive, linkIdle, reconnectMin, reconnectMax, checkTimeout, segRTO)
 
 	r.renderCrash(b)
 	r.renderLoss(b, o)
 	r.renderStall(b, o)
 	r.renderLoad(b)
 	r.renderTargets(b)
-}
-
-func pct(d []time.Duration, p float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	i := int(math.Ceil(p/100*float64(len(s)))) - 1
-	return s[min(max(i, 0), len(s)-1)]
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
@@ -158,15 +130,17 @@ func (r *report) renderCrash(b *bytes.Buffer) {
 	fmt.Fprintf(b, "SWIM: a crash is a total drop (`SetDropRate(1)`, UDP and TCP, both ways) plus an endless "+
 		"`Stall` on a random daemon's transport, i.e. a process that neither sends nor answers; it is taken "+
 		"1–2 probe intervals after the ring converged, at a random phase. Latency is from the crash to the "+
-		"coordinator's dead verdict. After each trial the victim is shut down and a fresh member joins, so the ring "+
+		"coordinator's dead verdict (*SWIM*: memberlist's `MemberLeave`; *doractl verdict*: the detector's confirmed "+
+		"death, same trial, the victim's control link frozen as well — a SIGKILLed process would be proved gone sooner, by "+
+		"its refusing port, see docs/failure-model.md). After each trial the victim is shut down and a fresh member joins, so the ring "+
 		"stays at N (memberlist still counts the dead entry for a while). Heartbeat: each trial is its own "+
 		"detector with N − 1 daemons; a random daemon stops beating 10–15 s after the start. "+
 		"With ≤ 10 trials p99 is the slowest trial (nearest rank).\n\n")
-	fmt.Fprintf(b, "| detector | profile | N | trials | detected | p50 | p99 | min |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	markdown.Table(b, "detector", "profile", "N", "trials", "detected", "p50", "p99", "min")
 	for _, c := range r.crash {
 		p50, p99, lo := "—", "—", "—"
 		if len(c.latencies) > 0 {
-			p50, p99, lo = secs(pct(c.latencies, 50)), secs(pct(c.latencies, 99)), secs(slices.Min(c.latencies))
+			p50, p99, lo = secs(stats.NearestRank(c.latencies, 50)), secs(stats.NearestRank(c.latencies, 99)), secs(slices.Min(c.latencies))
 		}
 		det := fmt.Sprintf("%d", len(c.latencies))
 		if c.err != "" {
@@ -206,12 +180,16 @@ func (r *report) renderLoss(b *bytes.Buffer, o options) {
 		"member, even when the member is back moments later. The heartbeat runs once in real time on the "+
 		"same schedule and once with its clock compressed ×%d (beat 500 ms, timeout 2 s: %s of detector time); "+
 		"*expected* is the analytic rate, 4 daemons × 720 beats/h × (1 − p) × p⁴, the better estimate for the heartbeat since its "+
-		"runs count only a few events.\n\n",
+		"runs count only a few events. *doractl verdict*: on the same SWIM ring, the coordinator detector's dead verdicts "+
+		"(memberlist's death confirmed by the control link not answering); the raw SWIM columns count memberlist's "+
+		"deaths alone, which the product treats as suspicion.\n\n",
 		o.lossDuration, baselineScale, o.lossDuration*baselineScale)
-	fmt.Fprintf(b, "| loss | detector | profile | run (detector time) | at coordinator | per hour (extrapolated) | at any member | expected per hour |\n"+
-		"| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	markdown.Table(b, "loss", "detector", "profile", "run (detector time)", "at coordinator", "per hour (extrapolated)", "at any member", "expected per hour", "doractl verdict at coordinator", "doractl verdict per hour")
 	for _, l := range r.loss {
-		anyM, exp := "—", "—"
+		anyM, exp, ver, verH := "—", "—", "—", "—"
+		if l.verdict >= 0 && l.err == "" {
+			ver, verH = fmt.Sprintf("%d", l.verdict), perHour(l.verdict, l.simulated)
+		}
 		if l.atAny >= 0 {
 			anyM = fmt.Sprintf("%d", l.atAny)
 		}
@@ -222,8 +200,8 @@ func (r *report) renderLoss(b *bytes.Buffer, o options) {
 		if l.err != "" {
 			run = "error: " + l.err
 		}
-		fmt.Fprintf(b, "| %.0f %% | %s | %s | %s | %d | %s | %s | %s |\n", l.loss*100, l.detector, l.profile, run,
-			l.atCoord, perHour(l.atCoord, l.simulated), anyM, exp)
+		fmt.Fprintf(b, "| %.0f %% | %s | %s | %s | %d | %s | %s | %s | %s | %s |\n", l.loss*100, l.detector, l.profile, run,
+			l.atCoord, perHour(l.atCoord, l.simulated), anyM, exp, ver, verH)
 	}
 	b.WriteString("\n")
 }
@@ -233,24 +211,32 @@ func (r *report) renderStall(b *bytes.Buffer, o options) {
 	fmt.Fprintf(b, "One daemon at a time (rotating) is stalled (`FaultTransport.Stall`: nothing in or out, held traffic "+
 		"delivered when it ends; heartbeat: beats held), %d times per condition, each followed by %s of "+
 		"observation. *Killed*: stalls after which the coordinator declared the stalled member dead. *Per hour*: if "+
-		"one such stall happened every %s (the condition's own schedule), extrapolated.\n\n",
+		"one such stall happened every %s (the condition's own schedule), extrapolated. *doractl verdict*: the same stalls "+
+		"as the coordinator's detector judged them (its link to the member is frozen too).\n\n",
 		o.stalls, o.stallRecover, (stallDurations[0]+o.stallRecover).String()+"–"+(stallDurations[len(stallDurations)-1]+o.stallRecover).String())
-	fmt.Fprintf(b, "| stall | detector | profile | stalls | killed | stall → dead verdict | per hour (extrapolated) |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	markdown.Table(b, "stall", "detector", "profile", "stalls", "killed", "stall → dead verdict", "per hour (extrapolated)", "doractl verdict killed", "stall → doractl dead verdict")
+	list := func(ds []time.Duration) string {
+		if len(ds) == 0 {
+			return "—"
+		}
+		parts := make([]string, len(ds))
+		for i, d := range ds {
+			parts[i] = secs(d)
+		}
+		return strings.Join(parts, ", ")
+	}
 	for _, s := range r.stall {
-		at := "—"
-		if len(s.firstAt) > 0 {
-			parts := make([]string, len(s.firstAt))
-			for i, d := range s.firstAt {
-				parts[i] = secs(d)
-			}
-			at = strings.Join(parts, ", ")
+		at := list(s.firstAt)
+		vk, vat := "—", "—"
+		if s.verdictKilled >= 0 && s.err == "" {
+			vk, vat = fmt.Sprintf("%d", s.verdictKilled), list(s.verdictAt)
 		}
 		killed := fmt.Sprintf("%d", s.killed)
 		if s.err != "" {
 			killed = "error: " + s.err
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %d | %s | %s | %s |\n", s.stall, s.detector, s.profile, s.stalls, killed, at,
-			perHour(s.killed, s.duration))
+		fmt.Fprintf(b, "| %s | %s | %s | %d | %s | %s | %s | %s | %s |\n", s.stall, s.detector, s.profile, s.stalls, killed, at,
+			perHour(s.killed, s.duration), vk, vat)
 	}
 	b.WriteString("\n")
 }
@@ -262,8 +248,7 @@ func (r *report) renderLoad(b *bytes.Buffer) {
 		"and after the window. *Messages* = UDP packets + TCP streams opened (probes, acks, indirect probes, gossip, "+
 		"push/pull), per second per member; the heartbeat baseline sends 0.2 per second per daemon, but its "+
 		"coordinator receives 0.2 × (N − 1).\n\n")
-	fmt.Fprintf(b, "| N | window | converged in | messages sent /s/member (mean) | max member | received /s/member | packets /s | streams /s | bytes sent /s/member | vs smallest N |\n"+
-		"| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	markdown.Table(b, "N", "window", "converged in", "messages sent /s/member (mean)", "max member", "received /s/member", "packets /s", "streams /s", "bytes sent /s/member", "vs smallest N")
 	var base float64
 	for _, l := range r.load {
 		if l.err != "" {
@@ -287,7 +272,9 @@ func yesNo(ok bool) string {
 }
 
 func (r *report) renderTargets(b *bytes.Buffer) {
-	fmt.Fprintf(b, "### Against the targets\n\n| target | result | met |\n| --- | --- | --- |\n")
+	fmt.Fprintf(b, "### Against the targets\n\n")
+	fmt.Fprintf(b, "Judged on the *doractl verdict* (SWIM as the product uses it); raw memberlist rows are shown "+
+		"beside it for reference, they are not the product's verdict.\n\n| target | result | met |\n| --- | --- | --- |\n")
 	// Flat load.
 	var first, last *loadResult
 	for _, l := range r.load {
@@ -307,8 +294,9 @@ func (r *report) renderTargets(b *bytes.Buffer) {
 	// Zero false deaths at 20 % on flaky.
 	for _, l := range r.loss {
 		if l.detector == "SWIM" && l.profile == "flaky" && l.loss == targetFlakyLoss {
-			fmt.Fprintf(b, "| zero false deaths at %.0f %% loss on flaky (N = 5, at the coordinator) | %d in %s (< %.0f/h at 95 %% if 0); %d at any member | %s |\n",
-				targetFlakyLoss*100, l.atCoord, l.duration.Round(time.Second), 3/l.simulated.Hours(), l.atAny, yesNo(l.atCoord == 0 && l.err == ""))
+			fmt.Fprintf(b, "| zero false deaths at %.0f %% loss on flaky (N = 5, doractl verdict at the coordinator) | %d in %s (< %.0f/h at 95 %% if 0) | %s |\n",
+				targetFlakyLoss*100, l.verdict, l.duration.Round(time.Second), 3/l.simulated.Hours(), yesNo(l.verdict == 0 && l.err == ""))
+			fmt.Fprintf(b, "| (raw memberlist, for reference) | %d at the coordinator, %d at any member | — |\n", l.atCoord, l.atAny)
 		}
 	}
 	// Latency.
@@ -320,32 +308,34 @@ func (r *report) renderTargets(b *bytes.Buffer) {
 	}
 	for _, c := range r.crash {
 		h := hb[c.n]
-		if c.detector != "SWIM" || h == nil || len(c.latencies) == 0 || len(h.latencies) == 0 {
+		if c.detector != detVerdict || h == nil || len(c.latencies) == 0 || len(h.latencies) == 0 {
 			continue
 		}
-		ok := pct(c.latencies, 50) < pct(h.latencies, 50) && pct(c.latencies, 99) < pct(h.latencies, 99)
-		fmt.Fprintf(b, "| SWIM %s ahead of heartbeat on crash latency, N = %d (p50 and p99) | %s / %s vs %s / %s | %s |\n",
-			c.profile, c.n, secs(pct(c.latencies, 50)), secs(pct(c.latencies, 99)), secs(pct(h.latencies, 50)), secs(pct(h.latencies, 99)), yesNo(ok))
+		p50, p99 := stats.NearestRank(c.latencies, 50), stats.NearestRank(c.latencies, 99)
+		h50, h99 := stats.NearestRank(h.latencies, 50), stats.NearestRank(h.latencies, 99)
+		met := yesNo(p50 < h50 && p99 < h99)
+		fmt.Fprintf(b, "| %s %s ahead of heartbeat on crash latency, N = %d (p50 and p99) | %s / %s vs %s / %s | %s |\n",
+			c.detector, c.profile, c.n, secs(p50), secs(p99), secs(h50), secs(h99), met)
 	}
-	// False deaths under loss: SWIM per hour vs the heartbeat's expected rate.
+	// False deaths under loss: doractl per hour vs the heartbeat's expected rate.
 	for _, l := range r.loss {
 		if l.detector != "SWIM" || l.loss == 0 || l.err != "" {
 			continue
 		}
 		exp := hbExpected(l.n, l.loss)
-		rate := float64(l.atCoord) / l.simulated.Hours()
+		rate := float64(l.verdict) / l.simulated.Hours()
 		bound := 3 / l.simulated.Hours()
 		met := yesNo(rate < exp)
-		got := fmt.Sprintf("%.0f/h (%d in %s)", rate, l.atCoord, l.duration.Round(time.Second))
-		if l.atCoord == 0 {
+		got := fmt.Sprintf("%.0f/h (%d in %s)", rate, l.verdict, l.duration.Round(time.Second))
+		if l.verdict == 0 {
 			got = fmt.Sprintf("0 in %s (< %.0f/h at 95 %%)", l.duration.Round(time.Second), bound)
 			met = "yes"
 			if bound >= exp {
 				met = "not resolved (run too short)"
 			}
 		}
-		fmt.Fprintf(b, "| SWIM %s fewer false deaths than heartbeat at %.0f %% loss | %s vs %.2f/h expected | %s |\n",
-			l.profile, l.loss*100, got, exp, met)
+		fmt.Fprintf(b, "| doractl verdict %s fewer false deaths than heartbeat at %.0f %% loss | %s vs %.2f/h expected (raw memberlist: %d) | %s |\n",
+			l.profile, l.loss*100, got, exp, l.atCoord, met)
 	}
 	// Stalls.
 	hbStall := map[time.Duration]*stallResult{}
@@ -356,11 +346,11 @@ func (r *report) renderTargets(b *bytes.Buffer) {
 	}
 	for _, s := range r.stall {
 		h := hbStall[s.stall]
-		if s.detector != "SWIM" || h == nil {
+		if s.detector != "SWIM" || h == nil || s.err != "" {
 			continue
 		}
-		fmt.Fprintf(b, "| SWIM %s no more false deaths than heartbeat under a %s stall | %d/%d vs %d/%d stalls killed | %s |\n",
-			s.profile, s.stall, s.killed, s.stalls, h.killed, h.stalls, yesNo(s.killed <= h.killed))
+		fmt.Fprintf(b, "| doractl verdict %s no more false deaths than heartbeat under a %s stall | %d/%d vs %d/%d stalls killed (raw memberlist: %d/%d) | %s |\n",
+			s.profile, s.stall, s.verdictKilled, s.stalls, h.killed, h.stalls, s.killed, s.stalls, yesNo(s.verdictKilled <= h.killed))
 	}
 	b.WriteString("\n")
 }

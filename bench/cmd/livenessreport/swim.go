@@ -34,6 +34,16 @@ type member struct {
 	name string
 	ring *cluster.Ring
 	ft   *cluster.FaultTransport // nil in the load phase
+	vo   *verdicts               // the coordinator's doractl verdicts (verdict rings)
+	link *daemonLink             // a daemon's control link (verdict rings)
+}
+
+// stall freezes the member: its transport and its control link.
+func (m *member) stall(d time.Duration) {
+	m.ft.Stall(d)
+	if m.link != nil {
+		m.link.self.stall(d)
+	}
 }
 
 // swimRing is a ring of in-process members; members[0] is the coordinator, the observer.
@@ -41,6 +51,9 @@ type swimRing struct {
 	label   string
 	profile cluster.Profile
 	fault   bool
+	verdict bool // also run the coordinator's failure.Detector over control links
+
+	vo *verdicts // set with the coordinator, before any daemon
 
 	mu      sync.Mutex
 	members []*member
@@ -55,6 +68,15 @@ func newSwimRing(label, profile string, fault bool) (*swimRing, error) {
 		return nil, err
 	}
 	return &swimRing{label: label, profile: p, fault: fault}, nil
+}
+
+// newVerdictRing is a fault ring whose coordinator also gives doractl verdicts.
+func newVerdictRing(label, profile string) (*swimRing, error) {
+	s, err := newSwimRing(label, profile, true)
+	if s != nil {
+		s.verdict = true
+	}
+	return s, err
 }
 
 func (s *swimRing) coordinator() *member {
@@ -76,6 +98,7 @@ func (s *swimRing) add(ctx context.Context) (*member, error) {
 	if len(s.members) > 0 {
 		seed = s.members[0].ring.Addr()
 	}
+	vo := s.vo
 	s.mu.Unlock()
 
 	cfg := cluster.DefaultConfig()
@@ -91,18 +114,41 @@ func (s *swimRing) add(ctx context.Context) (*member, error) {
 		}
 		cfg.Transport = ft
 		m.ft = ft
+		if s.verdict && role == cluster.RoleDaemon {
+			if vo == nil {
+				_ = ft.Shutdown()
+				return nil, errors.New("verdict ring: daemon before coordinator")
+			}
+			if m.link, err = vo.attach(name, ip, ft); err != nil {
+				_ = ft.Shutdown()
+				return nil, err
+			}
+			cfg.Meta.ControlAddr = m.link.ctlAddr
+		}
 	} else {
 		cfg.BindAddr = ip
 		cfg.BindPort = 0
 	}
 	r, err := cluster.Create(cfg)
 	if err != nil {
+		if m.link != nil {
+			m.link.close()
+		}
 		if m.ft != nil {
 			_ = m.ft.Shutdown()
 		}
 		return nil, err
 	}
 	m.ring = r
+	if s.verdict && role == cluster.RoleCoordinator {
+		if m.vo, err = newVerdicts(ip, m.ft, r); err != nil {
+			_ = r.Shutdown()
+			return nil, err
+		}
+		s.mu.Lock()
+		s.vo = m.vo
+		s.mu.Unlock()
+	}
 	s.wg.Add(1)
 	go s.watch(m)
 	if seed != "" {
@@ -110,7 +156,7 @@ func (s *swimRing) add(ctx context.Context) (*member, error) {
 		_, err := r.Join(jctx, []string{seed})
 		cancel()
 		if err != nil {
-			_ = r.Shutdown()
+			m.close()
 			return nil, err
 		}
 	}
@@ -124,6 +170,9 @@ func (s *swimRing) add(ctx context.Context) (*member, error) {
 func (s *swimRing) watch(m *member) {
 	defer s.wg.Done()
 	for ev := range m.ring.Events() {
+		if m.vo != nil {
+			m.vo.onEvent(ev)
+		}
 		if ev.Type != cluster.MemberLeave || ev.Member.Meta.Leaving {
 			continue
 		}
@@ -135,7 +184,7 @@ func (s *swimRing) watch(m *member) {
 
 // remove shuts a member down (no leave) and forgets it.
 func (s *swimRing) remove(m *member) {
-	_ = m.ring.Shutdown()
+	m.close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, x := range s.members {
@@ -236,10 +285,21 @@ func (s *swimRing) close() {
 	var wg sync.WaitGroup
 	for _, m := range ms {
 		wg.Add(1)
-		go func() { defer wg.Done(); _ = m.ring.Shutdown() }()
+		go func() { defer wg.Done(); m.close() }()
 	}
 	wg.Wait()
 	s.wg.Wait()
+}
+
+// close shuts the member down (no leave): its ring, its control link or its detector.
+func (m *member) close() {
+	_ = m.ring.Shutdown()
+	if m.link != nil {
+		m.link.close()
+	}
+	if m.vo != nil {
+		m.vo.close()
+	}
 }
 
 // crashResult is one (detector, profile, N) of the crash-latency table.
@@ -253,15 +313,22 @@ type crashResult struct {
 }
 
 // runSwimCrash crashes a random daemon `trials` times and measures the time to the
-// coordinator's dead verdict. A crash is a total drop plus an endless stall on the
-// victim's FaultTransport (a dead process that neither sends nor answers); after the
-// verdict the victim is shut down and replaced by a fresh member, so the ring stays at n.
-func runSwimCrash(ctx context.Context, profile string, n, trials int) *crashResult {
+// coordinator's dead verdict: memberlist's (the raw SWIM row) and doractl's (the
+// "doractl verdict" row: the detector's confirmed death). A crash is a total drop plus an
+// endless stall on the victim's FaultTransport and control link (a process that neither
+// sends nor answers); after the verdicts the victim is shut down and replaced by a fresh
+// member, so the ring stays at n.
+func runSwimCrash(ctx context.Context, profile string, n, trials int) []*crashResult {
 	res := &crashResult{detector: "SWIM", profile: profile, n: n, trials: trials}
-	s, err := newSwimRing(fmt.Sprintf("crash-%s-%d", profile, n), profile, true)
+	ver := &crashResult{detector: detVerdict, profile: profile, n: n, trials: trials}
+	out := []*crashResult{res, ver}
+	fail := func(err string) []*crashResult {
+		res.err, ver.err = err, err
+		return out
+	}
+	s, err := newVerdictRing(fmt.Sprintf("crash-%s-%d", profile, n), profile)
 	if err != nil {
-		res.err = err.Error()
-		return res
+		return fail(err.Error())
 	}
 	defer s.close()
 	within := time.Minute
@@ -272,8 +339,7 @@ func runSwimCrash(ctx context.Context, profile string, n, trials int) *crashResu
 		err = s.converge(ctx, within)
 	}
 	if err != nil {
-		res.err = err.Error()
-		return res
+		return fail(err.Error())
 	}
 	for t := range trials {
 		// A random phase against the probe schedule.
@@ -282,27 +348,51 @@ func runSwimCrash(ctx context.Context, profile string, n, trials int) *crashResu
 		victim := ds[rand.N(len(ds))]
 		t0 := time.Now()
 		victim.ft.SetDropRate(1)
-		victim.ft.Stall(time.Hour)
+		victim.stall(time.Hour)
 		at, err := s.waitDeath(ctx, victim.name, t0, within)
 		if err != nil {
 			res.err = fmt.Sprintf("trial %d: %v", t+1, err)
 		} else {
 			res.latencies = append(res.latencies, at.Sub(t0))
 		}
+		if at, err := s.waitVerdict(ctx, victim.name, t0, within); err != nil {
+			ver.err = fmt.Sprintf("trial %d: %v", t+1, err)
+		} else {
+			ver.latencies = append(ver.latencies, at.Sub(t0))
+		}
 		s.remove(victim)
 		if t == trials-1 {
 			break
 		}
 		if _, err := s.add(ctx); err != nil {
-			res.err = fmt.Sprintf("replace after trial %d: %v", t+1, err)
-			return res
+			return fail(fmt.Sprintf("replace after trial %d: %v", t+1, err))
 		}
 		if err := s.converge(ctx, within); err != nil {
-			res.err = err.Error()
-			return res
+			return fail(err.Error())
 		}
 	}
-	return res
+	return out
+}
+
+// detVerdict is the detector name of the doractl-verdict rows.
+const detVerdict = "doractl verdict"
+
+// waitVerdict waits for the coordinator detector's dead verdict on name at or after since.
+func (s *swimRing) waitVerdict(ctx context.Context, name string, since time.Time, within time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(within)
+	for {
+		if ds := s.vo.deathsSeen(name, since, time.Now().Add(time.Hour)); len(ds) > 0 {
+			return ds[0].at, nil
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, errors.New("not confirmed dead in time")
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // lossResult is one row of the false-deaths-under-loss table.
@@ -315,6 +405,7 @@ type lossResult struct {
 	simulated time.Duration // detector time it covers (≠ duration for the compressed baseline)
 	atCoord   int           // dead verdicts at the coordinator (observer)
 	atAny     int           // dead verdicts at any member (SWIM only)
+	verdict   int           // doractl's dead verdicts at the coordinator (SWIM only, else -1)
 	err       string
 }
 
@@ -322,7 +413,7 @@ type lossResult struct {
 // dead verdicts for d.
 func runSwimLoss(ctx context.Context, profile string, n int, loss float64, d time.Duration) *lossResult {
 	res := &lossResult{detector: "SWIM", profile: profile, n: n, loss: loss}
-	s, err := newSwimRing(fmt.Sprintf("loss-%s-%02.0f", profile, loss*100), profile, true)
+	s, err := newVerdictRing(fmt.Sprintf("loss-%s-%02.0f", profile, loss*100), profile)
 	if err != nil {
 		res.err = err.Error()
 		return res
@@ -347,6 +438,7 @@ func runSwimLoss(ctx context.Context, profile string, n int, loss float64, d tim
 	res.duration, res.simulated = to.Sub(from), to.Sub(from)
 	res.atCoord = len(s.deathsSeen(ms[0].name, "", from, to))
 	res.atAny = len(s.deathsSeen("", "", from, to))
+	res.verdict = len(s.vo.deathsSeen("", from, to))
 	for _, m := range ms {
 		m.ft.Heal()
 	}
@@ -362,15 +454,18 @@ type stallResult struct {
 	stalls   int
 	killed   int             // stalls after which the coordinator declared the member dead
 	firstAt  []time.Duration // stall start -> dead verdict, for killed stalls
-	duration time.Duration
-	err      string
+	// doractl's verdicts (SWIM only; verdictKilled -1 otherwise)
+	verdictKilled int
+	verdictAt     []time.Duration
+	duration      time.Duration
+	err           string
 }
 
 // runSwimStall stalls one daemon (rotating) `stalls` times for d and checks whether the
 // coordinator declares it dead within the stall plus recover.
 func runSwimStall(ctx context.Context, profile string, n int, d time.Duration, stalls int, recover time.Duration) *stallResult {
 	res := &stallResult{detector: "SWIM", profile: profile, n: n, stall: d, stalls: stalls}
-	s, err := newSwimRing(fmt.Sprintf("stall-%s-%d", profile, int(d.Seconds())), profile, true)
+	s, err := newVerdictRing(fmt.Sprintf("stall-%s-%d", profile, int(d.Seconds())), profile)
 	if err != nil {
 		res.err = err.Error()
 		return res
@@ -389,11 +484,15 @@ func runSwimStall(ctx context.Context, profile string, n int, d time.Duration, s
 		ds := s.daemons()
 		victim := ds[i%len(ds)]
 		t0 := time.Now()
-		victim.ft.Stall(d)
+		victim.stall(d)
 		sleepCtx(ctx, d+recover)
 		if got := s.deathsSeen(coord, victim.name, t0, time.Now()); len(got) > 0 {
 			res.killed++
 			res.firstAt = append(res.firstAt, got[0].at.Sub(t0))
+		}
+		if got := s.vo.deathsSeen(victim.name, t0, time.Now()); len(got) > 0 {
+			res.verdictKilled++
+			res.verdictAt = append(res.verdictAt, got[0].at.Sub(t0))
 		}
 	}
 	res.duration = time.Since(start)
