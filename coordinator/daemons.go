@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/doractl/doractl/failure"
 	"github.com/doractl/doractl/proto"
 )
 
@@ -155,6 +156,18 @@ func (l *link) onEvent(typ string, body proto.Body) {
 		return
 	}
 	switch typ {
+	case proto.TypeLeaving:
+		var lv proto.Leaving
+		if err := body.Decode(&lv); err != nil {
+			l.srv.log.Warn("bad leaving event", "remote", l.conn.RemoteAddr().String(), "error", err)
+			return
+		}
+		l.mu.Lock()
+		if l.sess != nil {
+			l.sess.leaving.Store(true)
+		}
+		l.mu.Unlock()
+		l.events.pushLeaving(lv)
 	case proto.TypeNodeStatus:
 		var ns proto.NodeStatus
 		if err := body.Decode(&ns); err != nil {
@@ -190,6 +203,14 @@ func (s *Server) registerDaemon(l *link, req proto.RegisterRequest) (*proto.Regi
 	case req.Protocol != 0 && req.Protocol != proto.ProtocolVersion:
 		return nil, nil, fmt.Errorf("register: daemon %q speaks protocol %d, the coordinator speaks %d", req.Name, req.Protocol, proto.ProtocolVersion)
 	}
+	if why := proto.CheckKeyProof(s.cfg.SecretKey, req.KeyProof, proto.RegisterProof(s.cfg.SecretKey, req.Name, req.BootEpoch)); why != "" {
+		s.log.Warn("registration rejected", "daemon", req.Name, "remote", l.conn.RemoteAddr().String(), "reason", why)
+		return nil, nil, errors.New(why)
+	}
+	if err := s.checkNameFree(req); err != nil {
+		s.log.Warn("registration rejected", "daemon", req.Name, "remote", l.conn.RemoteAddr().String(), "reason", err)
+		return nil, nil, err
+	}
 	info := daemonInfo{
 		Name:         req.Name,
 		Machine:      req.Machine,
@@ -218,7 +239,7 @@ func (s *Server) registerDaemon(l *link, req proto.RegisterRequest) (*proto.Regi
 	}
 
 	restarted := known && prev.BootEpoch != 0 && prev.BootEpoch != req.BootEpoch
-	kill, stop, missing := s.reg.reconcileDaemon(req.Name, req.Running, restarted)
+	kill, killNodes, stop, missing := s.reg.reconcileDaemon(req.Name, req.Running, restarted)
 	if len(missing) > 0 {
 		go s.resolveMissingLater(req.Name, missing)
 	}
@@ -231,19 +252,66 @@ func (s *Server) registerDaemon(l *link, req proto.RegisterRequest) (*proto.Regi
 			s.log.Error("persisting daemon failed", "daemon", name, "error", err)
 		}
 	}
-	go l.events.run(s.ctx, func(ns proto.NodeStatus) { s.applyStatus(name, ns) })
+	go l.events.run(s.ctx, func(ns proto.NodeStatus) { s.applyStatus(name, ns) },
+		func(lv proto.Leaving) { s.daemonLeaving(sess, lv) })
 	go s.measureRTT(sess)
 
 	s.log.Info("daemon registered", "daemon", name, "machine", info.Machine, "remote", l.conn.RemoteAddr().String(),
 		"control_addr", info.ControlAddr, "boot_epoch", info.BootEpoch, "restarted", restarted,
-		"running", len(req.Running), "missing", len(missing), "kill", kill, "stop", stop)
+		"running", len(req.Running), "missing", len(missing), "kill", kill, "kill_nodes", len(killNodes), "stop", stop)
+	if len(killNodes) > 0 {
+		s.log.Warn("fencing nodes whose outcome is already recorded", "daemon", name, "nodes", killNodes)
+	}
 	reply := &proto.RegisterReply{
 		CoordinatorGossip: s.live.gossipAddr(),
 		Seeds:             s.seeds(name),
 		KillDataflows:     kill,
 		StopDataflows:     stop,
+		KillNodes:         killNodes,
 	}
 	return reply, sess, nil
+}
+
+// duplicateCheckTimeout bounds the ping of a daemon's current link when another
+// registration arrives with its name.
+const duplicateCheckTimeout = 500 * time.Millisecond
+
+// checkNameFree rejects a registration whose name belongs to a daemon whose current link
+// still answers: two daemons with one name (e.g. the same machine id on cloned images)
+// would otherwise take the link from each other in turn. A current link that does not
+// answer is replaced (the daemon reconnected and its old link is dead).
+func (s *Server) checkNameFree(req proto.RegisterRequest) error {
+	old := s.session(req.Name)
+	if old == nil {
+		return nil
+	}
+	select {
+	case <-old.conn.Done():
+		return nil
+	default:
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, duplicateCheckTimeout)
+	defer cancel()
+	if _, err := old.conn.Ping(ctx); err != nil {
+		return nil
+	}
+	return fmt.Errorf("daemon name %q is already registered from %s (boot epoch %d); give this daemon another --machine-id or --name",
+		req.Name, old.conn.RemoteAddr().String(), old.info.BootEpoch)
+}
+
+// daemonLeaving records a daemon's announced graceful leave: it is left at once, so the
+// reset link and refusing port that follow its exit are not taken for a crash.
+func (s *Server) daemonLeaving(sess *session, lv proto.Leaving) {
+	name := sess.info.Name
+	if cur := s.session(name); cur != nil && cur != sess {
+		return // a newer link replaced this one: the daemon is back
+	}
+	reason := "announced graceful leave"
+	if lv.Reason != "" {
+		reason += " (" + lv.Reason + ")"
+	}
+	s.log.Info("daemon announced its graceful leave", "daemon", name, "reason", lv.Reason)
+	s.live.det.Declare(name, failure.Left, reason)
 }
 
 // missingGrace is how long a reconnected daemon has to report the outcome of nodes it
@@ -291,6 +359,12 @@ func (s *Server) sessionClosed(sess *session, err error) {
 	s.sessMu.Unlock()
 	if !current {
 		s.log.Debug("replaced daemon link closed", "daemon", name, "error", err)
+		return
+	}
+	if sess.leaving.Load() {
+		// Its leave is recorded once the statuses sent before it are applied: the
+		// closed link and the port that refuses next are its exit, not a crash.
+		s.log.Info("daemon link closed after its announced leave", "daemon", name)
 		return
 	}
 	if err == nil {

@@ -29,6 +29,7 @@ type fakeDaemon struct {
 	machine string
 	labels  map[string]string
 	epoch   int64
+	key     []byte // cluster key the registration proves (nil: none)
 	mode    stopMode
 	// failSpawn makes spawn requests fail with this error text.
 	failSpawn string
@@ -49,6 +50,7 @@ type fakeDaemon struct {
 	logsOpen bool
 	// logsGrow is appended to every log after each logs request (a live log).
 	logsGrow string
+	wrap     func(net.Conn) net.Conn
 }
 
 type fakeOpts struct {
@@ -58,10 +60,32 @@ type fakeOpts struct {
 	failSpawn     string
 	epoch         int64
 	running       []proto.RunningNode
+	key           []byte
+	// wrap, when set, wraps the link's socket (e.g. to freeze it).
+	wrap func(net.Conn) net.Conn
 }
 
 // newFakeDaemon listens on a control port and registers with the coordinator.
 func newFakeDaemon(t *testing.T, daemonAddr string, o fakeOpts) *fakeDaemon {
+	t.Helper()
+	f := newUnregisteredFake(t, o)
+	f.register(daemonAddr, o.running)
+	return f
+}
+
+// newRejectedFake is a fake daemon whose registration must fail: it returns the error.
+func newRejectedFake(t *testing.T, daemonAddr string, o fakeOpts) (*fakeDaemon, error) {
+	t.Helper()
+	f := newUnregisteredFake(t, o)
+	err := f.tryRegister(daemonAddr, o.running)
+	if err == nil {
+		t.Fatalf("fake daemon %s: registration accepted, want it rejected", f.name)
+	}
+	return f, err
+}
+
+// newUnregisteredFake listens on a control port; nothing is sent yet.
+func newUnregisteredFake(t *testing.T, o fakeOpts) *fakeDaemon {
 	t.Helper()
 	if o.machine == "" {
 		o.machine = o.name
@@ -75,11 +99,10 @@ func newFakeDaemon(t *testing.T, daemonAddr string, o fakeOpts) *fakeDaemon {
 	}
 	f := &fakeDaemon{
 		t: t, name: o.name, machine: o.machine, labels: o.labels, epoch: o.epoch, mode: o.mode, failSpawn: o.failSpawn,
-		ctrl: ln, nodes: map[string]map[string]string{}, logs: map[string][]byte{},
+		key: o.key, wrap: o.wrap, ctrl: ln, nodes: map[string]map[string]string{}, logs: map[string][]byte{},
 	}
 	go f.serveControl()
 	t.Cleanup(f.close)
-	f.register(daemonAddr, o.running)
 	return f
 }
 
@@ -105,9 +128,20 @@ func (f *fakeDaemon) serveControl() {
 // register dials the coordinator and sends the register request.
 func (f *fakeDaemon) register(addr string, running []proto.RunningNode) {
 	f.t.Helper()
+	if err := f.tryRegister(addr, running); err != nil {
+		f.t.Fatalf("fake daemon %s: register: %v", f.name, err)
+	}
+}
+
+// tryRegister dials the coordinator and sends the register request.
+func (f *fakeDaemon) tryRegister(addr string, running []proto.RunningNode) error {
+	f.t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		f.t.Fatalf("fake daemon %s: dial %s: %v", f.name, addr, err)
+	}
+	if f.wrap != nil {
+		nc = f.wrap(nc)
 	}
 	conn := proto.NewConn(nc, proto.Options{KeepAlive: 200 * time.Millisecond, OnRequest: f.handle})
 	f.mu.Lock()
@@ -118,9 +152,16 @@ func (f *fakeDaemon) register(addr string, running []proto.RunningNode) {
 	req := proto.RegisterRequest{
 		Name: f.name, Machine: f.machine, ControlAddr: f.ctrl.Addr().String(), BootEpoch: f.epoch,
 		Version: "test", Labels: f.labels, Running: running, Protocol: proto.ProtocolVersion,
+		KeyProof: proto.RegisterProof(f.key, f.name, f.epoch),
 	}
-	if err := conn.Request(ctx, proto.TypeRegister, req, &f.reply); err != nil {
-		f.t.Fatalf("fake daemon %s: register: %v", f.name, err)
+	f.reply = proto.RegisterReply{}
+	return conn.Request(ctx, proto.TypeRegister, req, &f.reply)
+}
+
+// leave announces a graceful leave over the link, as a daemon shutting down does.
+func (f *fakeDaemon) leave(reason string) {
+	if err := f.link().Notify(proto.TypeLeaving, proto.Leaving{Reason: reason}); err != nil {
+		f.t.Fatalf("fake daemon %s: leaving: %v", f.name, err)
 	}
 }
 

@@ -116,6 +116,11 @@ func (l *liveness) onRingEvent(ev cluster.Event) {
 	l.mu.Unlock()
 	switch ev.Type {
 	case cluster.MemberJoin, cluster.MemberUpdate:
+		if m.Meta.Leaving && l.det.State(m.Name).Verdict.Gone() {
+			// The leave intent spreading after the daemon announced its leave over
+			// its control link: not a rejoin.
+			return
+		}
 		l.det.GossipJoin(m.Name, m.Meta.ControlAddr)
 	case cluster.MemberLeave:
 		l.det.GossipGone(m.Name, m.Meta.Leaving)

@@ -11,7 +11,7 @@ import (
 // (DESIGN invariants 6 and 7):
 //
 //   - a node the registry expects there and the daemon runs is adopted (running again if
-//     its outcome was only inferred, e.g. lost while the daemon was unreachable);
+//     its outcome was only an unreported guess, see killNodes below);
 //   - a node the registry expects there that the daemon does not run has ended while
 //     the link was down. After a restart (new boot epoch) it died with the daemon: lost
 //     (stopped if a stop was asked) at once. Otherwise it is returned in missing: the
@@ -19,9 +19,13 @@ import (
 //     is still without an outcome after a short while is resolved by resolveMissing;
 //   - a dataflow the daemon runs that is unknown, finished or failed here is returned in
 //     kill (fencing);
+//   - a node the daemon runs whose outcome is recorded here (lost when the daemon was
+//     confirmed dead, or any reported outcome) while the rest of its dataflow still runs
+//     is returned in killNodes (fencing one node): the recorded outcome stands. Only an
+//     unreported guess (the node was missing at an earlier reconnect) is adopted back;
 //   - a dataflow with a recorded stop intent that still has nodes there is returned in
 //     stop, so that a stop made while the daemon was away is applied now.
-func (r *registry) reconcileDaemon(daemon string, running []proto.RunningNode, restarted bool) (kill, stop []string, missing []nodeRef) {
+func (r *registry) reconcileDaemon(daemon string, running []proto.RunningNode, restarted bool) (kill []string, killNodes []proto.RunningNode, stop []string, missing []nodeRef) {
 	byDF := map[string]map[string]proto.RunningNode{}
 	for _, rn := range running {
 		if byDF[rn.DataflowID] == nil {
@@ -50,7 +54,7 @@ func (r *registry) reconcileDaemon(daemon string, running []proto.RunningNode, r
 			}
 			rn, isRunning := byDF[d.ID][n.ID]
 			switch {
-			case isRunning && (!n.final() || n.Inferred):
+			case isRunning && (!n.final() || n.Inferred && n.Unreported):
 				if n.final() || n.Status == proto.NodePending {
 					n.Status, n.Outcome, n.Since = proto.NodeRunning, "", now
 				}
@@ -60,8 +64,9 @@ func (r *registry) reconcileDaemon(daemon string, running []proto.RunningNode, r
 				}
 				runsHere, changed = true, true
 			case isRunning:
-				// The daemon reported an outcome for it already: its list is older than
-				// that report. Nothing to do.
+				// Its outcome is recorded (e.g. lost with the daemon's confirmed death):
+				// final. Whatever still runs there is fenced; the outcome stays.
+				killNodes = append(killNodes, rn)
 			case !n.final() && restarted:
 				n.Since, n.Inferred, n.Unreported = now, true, true
 				if d.Stop != nil {
@@ -90,7 +95,20 @@ func (r *registry) reconcileDaemon(daemon string, running []proto.RunningNode, r
 	}
 	sort.Strings(kill)
 	sort.Strings(stop)
-	return kill, stop, missing
+	kept := killNodes[:0]
+	for _, rn := range killNodes {
+		if !killSet[rn.DataflowID] {
+			kept = append(kept, rn)
+		}
+	}
+	killNodes = kept
+	sort.Slice(killNodes, func(i, j int) bool {
+		if killNodes[i].DataflowID != killNodes[j].DataflowID {
+			return killNodes[i].DataflowID < killNodes[j].DataflowID
+		}
+		return killNodes[i].NodeID < killNodes[j].NodeID
+	})
+	return kill, killNodes, stop, missing
 }
 
 // nodeRef names one node of one dataflow.

@@ -233,8 +233,11 @@ func (r *registry) applyStatus(daemon string, ns proto.NodeStatus) (statusResult
 	return statusApplied, ""
 }
 
-// resolveDaemon gives every node without an outcome on daemon the status and outcome
-// (an inferred one), across all dataflows. It returns the dataflows changed.
+// resolveDaemon gives every node without an outcome on daemon the status and outcome,
+// across all dataflows. It returns the dataflows changed. The daemon is confirmed dead
+// (or left): the outcome is final, like a reported one (DESIGN invariants 5 and 7). A
+// daemon that comes back with such a node still running has it fenced, and its later
+// reports about it are ignored.
 func (r *registry) resolveDaemon(daemon, status, outcome string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -247,7 +250,7 @@ func (r *registry) resolveDaemon(daemon, status, outcome string) []string {
 		hit := false
 		for _, n := range d.Nodes {
 			if n.Daemon == daemon && !n.final() {
-				n.Status, n.Outcome, n.Since, n.Inferred, n.Unreported = status, outcome, now, true, false
+				n.Status, n.Outcome, n.Since, n.Inferred, n.Unreported = status, outcome, now, false, false
 				hit = true
 			}
 		}

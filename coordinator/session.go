@@ -30,6 +30,8 @@ type session struct {
 	conn   *proto.Conn
 	events *eventQueue
 	rtt    atomic.Int64 // last measured round trip, nanoseconds (0 = none yet)
+	// leaving is set when the daemon announced its graceful leave on this link.
+	leaving atomic.Bool
 }
 
 // request sends a request on the daemon's link.
@@ -46,21 +48,33 @@ func (s *session) ping(ctx context.Context) (time.Duration, error) {
 	return rtt, err
 }
 
-// eventQueue is an unbounded FIFO of node status reports: the link's read loop pushes
-// without ever blocking, one goroutine per session applies them in order.
+// eventQueue is an unbounded FIFO of a link's events (node status reports and the leave
+// announcement): the link's read loop pushes without ever blocking, one goroutine per
+// session applies them in order.
 type eventQueue struct {
 	mu     sync.Mutex
-	items  []proto.NodeStatus
+	items  []queuedEvent
 	closed bool
 	signal chan struct{}
 }
 
+// queuedEvent is a node status, or a leave announcement when leaving is set.
+type queuedEvent struct {
+	status  proto.NodeStatus
+	leaving *proto.Leaving
+}
+
 func newEventQueue() *eventQueue { return &eventQueue{signal: make(chan struct{}, 1)} }
 
-func (q *eventQueue) push(ns proto.NodeStatus) {
+func (q *eventQueue) push(ns proto.NodeStatus) { q.add(queuedEvent{status: ns}) }
+
+// pushLeaving queues a leave announcement behind the statuses received before it.
+func (q *eventQueue) pushLeaving(lv proto.Leaving) { q.add(queuedEvent{leaving: &lv}) }
+
+func (q *eventQueue) add(ev queuedEvent) {
 	q.mu.Lock()
 	if !q.closed {
-		q.items = append(q.items, ns)
+		q.items = append(q.items, ev)
 	}
 	q.mu.Unlock()
 	q.wake()
@@ -81,15 +95,22 @@ func (q *eventQueue) wake() {
 	}
 }
 
-// run applies queued reports with apply until the queue is closed and drained, or ctx ends.
-func (q *eventQueue) run(ctx context.Context, apply func(proto.NodeStatus)) {
+// run applies queued events with apply and leave until the queue is closed and drained,
+// or ctx ends.
+func (q *eventQueue) run(ctx context.Context, apply func(proto.NodeStatus), leave func(proto.Leaving)) {
 	for {
 		q.mu.Lock()
 		items, closed := q.items, q.closed
 		q.items = nil
 		q.mu.Unlock()
-		for _, ns := range items {
-			apply(ns)
+		for _, ev := range items {
+			if ev.leaving != nil {
+				if leave != nil {
+					leave(*ev.leaving)
+				}
+				continue
+			}
+			apply(ev.status)
 		}
 		if closed && len(items) == 0 {
 			return

@@ -45,14 +45,14 @@ type nodeRec struct {
 	Outcome string    `json:"outcome,omitempty"`
 	PID     int       `json:"pid,omitempty"`
 	Since   time.Time `json:"since"`
-	// Inferred marks a final status the coordinator concluded by itself (daemon dead,
-	// restarted, start aborted): a later report from the daemon may replace it while the
-	// dataflow is not final.
+	// Inferred marks a final status the coordinator concluded by itself (daemon
+	// restarted, start aborted, node missing at a reconnect): a later report from the
+	// daemon may replace it while the dataflow is not final. A node lost with a daemon
+	// confirmed dead (or gone) is not inferred: that outcome is final.
 	Inferred bool `json:"inferred,omitempty"`
 	// Unreported marks an inferred status concluded without evidence: the daemon
 	// reconnected without the node and had not reported its end. The daemon's own final
-	// report replaces it even when it had made the dataflow final; an outcome inferred
-	// from a confirmed death is only replaced while the dataflow is not final.
+	// report replaces it even when it had made the dataflow final.
 	Unreported bool `json:"unreported,omitempty"`
 }
 
@@ -135,11 +135,18 @@ func (d *dataflowRec) refresh(now time.Time) {
 	}
 }
 
+// pendingReason says what is known of a dataflow that still runs: the nodes already
+// failed or lost (e.g. with a daemon confirmed dead while the rest runs on), and the
+// stop asked.
 func (d *dataflowRec) pendingReason() string {
-	if d.Stop != nil {
-		return "stop requested at " + d.Stop.At.Format(time.TimeOnly)
+	var parts []string
+	if f := d.failureSummary(); f != "" {
+		parts = append(parts, f)
 	}
-	return ""
+	if d.Stop != nil {
+		parts = append(parts, "stop requested at "+d.Stop.At.Format(time.TimeOnly))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // cleanReason says how a dataflow that ended cleanly ended. Killed nodes are counted
@@ -193,15 +200,15 @@ func (d *dataflowRec) failureSummary() string {
 	return strings.Join(parts, "; ")
 }
 
-// lostCause turns "lost (daemon D dead since T: R)" into `daemon "D" confirmed dead (R)`.
+// lostCause turns "lost (daemon D dead since T: R)" into `daemon "D" confirmed dead at T (R)`.
 func lostCause(daemon, outcome string) string {
 	inner := strings.TrimSuffix(strings.TrimPrefix(outcome, "lost ("), ")")
 	prefix := "daemon " + daemon + " dead since "
 	if rest, ok := strings.CutPrefix(inner, prefix); ok {
-		if _, reason, ok := strings.Cut(rest, ": "); ok {
-			return fmt.Sprintf("daemon %q confirmed dead (%s)", daemon, reason)
+		if at, reason, ok := strings.Cut(rest, ": "); ok {
+			return fmt.Sprintf("daemon %q confirmed dead at %s (%s)", daemon, at, reason)
 		}
-		return fmt.Sprintf("daemon %q confirmed dead", daemon)
+		return fmt.Sprintf("daemon %q confirmed dead at %s", daemon, rest)
 	}
 	if inner == "" || inner == outcome {
 		return fmt.Sprintf("daemon %q", daemon)

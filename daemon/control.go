@@ -29,12 +29,15 @@ func (d *Daemon) serveControl(ln net.Listener) {
 			}
 			continue
 		}
+		pc := &peerConn{d: d, ready: make(chan struct{})}
 		conn := proto.NewConn(nc, proto.Options{
 			IdleTimeout: controlIdleTimeout,
-			OnRequest:   d.onPeerRequest,
-			OnEvent:     d.onPeerEvent,
+			OnRequest:   pc.onRequest,
+			OnEvent:     pc.onEvent,
 			Logger:      d.log.Named("control"),
 		})
+		pc.conn = conn
+		close(pc.ready)
 		go func() {
 			select {
 			case <-conn.Done():

@@ -185,7 +185,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		"node_addr", d.NodeListenAddr(), "gossip_addr", d.gossipAddr(), "state_dir", d.dir, "epoch", d.epoch)
 
 	var grace time.Duration
-	leave := ringLeaveTimeout
+	leave, why := ringLeaveTimeout, "shutdown"
 	select {
 	case <-ctx.Done():
 		grace = d.cfg.DefaultGrace
@@ -194,17 +194,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if grace <= 0 {
 			grace = d.cfg.DefaultGrace
 		}
-		leave = destroyLeaveTimeout
+		leave, why = destroyLeaveTimeout, "destroy"
 		d.log.Info("destroy: stopping every node", "grace", grace)
 	}
-	d.shutdown(grace, leave)
+	d.shutdown(grace, leave, why)
 	cancelSess()
 	return nil
 }
 
-// shutdown stops every dataflow within grace (plus the kill window), reports the outcomes
-// and leaves the ring within leave.
-func (d *Daemon) shutdown(grace, leave time.Duration) {
+// shutdown stops every dataflow within grace (plus the kill window), reports the outcomes,
+// announces its leave (why) over the control link and leaves the ring within leave.
+func (d *Daemon) shutdown(grace, leave time.Duration, why string) {
 	d.mu.Lock()
 	d.shutting = true
 	d.mu.Unlock()
@@ -228,6 +228,9 @@ func (d *Daemon) shutdown(grace, leave time.Duration) {
 		d.log.Warn("some node statuses could not be sent to the coordinator before exit")
 	}
 	fcancel()
+	// The outcomes are sent (in order, on the same link): now the coordinator may take
+	// the daemon as left, before its link resets and its port closes.
+	d.announceLeaving(why)
 	d.leaveRing(leave)
 	d.left = true
 	d.log.Info("daemon stopped")

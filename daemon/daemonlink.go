@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -36,6 +37,7 @@ const (
 type links struct {
 	self      string
 	epoch     int64
+	key       []byte // cluster key: the hello proves it (nil: none)
 	queueSize int
 	reMin     time.Duration
 	reMax     time.Duration
@@ -60,6 +62,7 @@ func newLinks(ctx context.Context, cfg *Config, epoch int64, log hclog.Logger) *
 	return &links{
 		self:      cfg.Name,
 		epoch:     epoch,
+		key:       cfg.SecretKey,
 		queueSize: cfg.RemoteQueueSize,
 		reMin:     cfg.ReconnectMin,
 		reMax:     cfg.ReconnectMax,
@@ -530,7 +533,8 @@ func (p *peerLink) dial() (*proto.Conn, error) {
 		WriteTimeout: peerWriteTimeout,
 		Logger:       p.log,
 	})
-	hello := proto.DaemonHello{Name: p.l.self, BootEpoch: p.l.epoch, Protocol: proto.ProtocolVersion}
+	hello := proto.DaemonHello{Name: p.l.self, BootEpoch: p.l.epoch, Protocol: proto.ProtocolVersion,
+		KeyProof: proto.HelloProof(p.l.key, p.l.self, p.l.epoch)}
 	if err := conn.Request(ctx, proto.TypeDaemonHello, hello, nil); err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("hello to daemon %q at %s: %w", p.name, addr, err)
@@ -579,6 +583,45 @@ func (p *peerLink) pump(conn *proto.Conn) bool {
 		p.sent++
 		p.mu.Unlock()
 	}
+}
+
+// peerConn is the state of one link on the control listener: with a cluster key, a peer
+// daemon's forwarded outputs are accepted only after a hello that proves the key.
+type peerConn struct {
+	d      *Daemon
+	conn   *proto.Conn
+	ready  chan struct{} // closed once conn is set
+	authed atomic.Bool
+	warned atomic.Bool
+}
+
+func (pc *peerConn) onRequest(ctx context.Context, typ string, body proto.Body) (any, error) {
+	<-pc.ready
+	if typ == proto.TypeDaemonHello {
+		var h proto.DaemonHello
+		if err := body.Decode(&h); err != nil {
+			return nil, fmt.Errorf("daemon hello: %w", err)
+		}
+		key := pc.d.cfg.SecretKey
+		if why := proto.CheckKeyProof(key, h.KeyProof, proto.HelloProof(key, h.Name, h.BootEpoch)); why != "" {
+			pc.d.log.Warn("peer daemon link rejected", "peer", h.Name, "remote", pc.conn.RemoteAddr().String(), "reason", why)
+			time.AfterFunc(200*time.Millisecond, func() { _ = pc.conn.Close() })
+			return nil, fmt.Errorf("daemon %s rejected the link: %s", pc.d.cfg.Name, why)
+		}
+		pc.authed.Store(true)
+	}
+	return pc.d.onPeerRequest(ctx, typ, body)
+}
+
+func (pc *peerConn) onEvent(typ string, body proto.Body) {
+	<-pc.ready
+	if len(pc.d.cfg.SecretKey) > 0 && !pc.authed.Load() {
+		if !pc.warned.Swap(true) {
+			pc.d.log.Warn("ignoring peer daemon events without a hello proving the cluster key", "type", typ, "remote", pc.conn.RemoteAddr().String())
+		}
+		return
+	}
+	pc.d.onPeerEvent(typ, body)
 }
 
 // onPeerRequest serves requests arriving on the control listener from peer daemons.

@@ -28,6 +28,9 @@ type fakeCoord struct {
 	refuse    bool        // close new links at once
 	reply     proto.RegisterReply
 	registers []proto.RegisterRequest
+	regTimes  []time.Time // when each register request arrived
+	reject    string      // reject registrations with this error
+	leaves    []int       // len(statuses) when each leaving event arrived
 	statuses  []statusEvent
 	stateDir  string // the daemon's state folder, for reading logs without a link
 }
@@ -94,11 +97,21 @@ func (f *fakeCoord) serve(nc net.Conn) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			f.registers = append(f.registers, req)
+			f.regTimes = append(f.regTimes, time.Now())
+			if f.reject != "" {
+				return nil, fmt.Errorf("%s", f.reject)
+			}
 			f.conn = conn
 			reply := f.reply
 			return &reply, nil
 		},
 		OnEvent: func(typ string, body proto.Body) {
+			if typ == proto.TypeLeaving {
+				f.mu.Lock()
+				f.leaves = append(f.leaves, len(f.statuses))
+				f.mu.Unlock()
+				return
+			}
 			if typ != proto.TypeNodeStatus {
 				return
 			}

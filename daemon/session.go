@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -25,6 +26,7 @@ const (
 func (d *Daemon) runSession(ctx context.Context) {
 	bo := newBackoff(d.cfg.ReconnectMin, d.cfg.ReconnectMax)
 	failures := 0
+	lastRejection := ""
 	for ctx.Err() == nil {
 		conn, reply, err := d.connect(ctx)
 		if err != nil {
@@ -33,7 +35,18 @@ func (d *Daemon) runSession(ctx context.Context) {
 			}
 			failures++
 			wait := bo.next()
-			if failures == 1 || failures%20 == 0 {
+			var rej *proto.RemoteError
+			if errors.As(err, &rej) && rej.Type == proto.TypeRegister {
+				// The coordinator answered and said no (cluster key, a name in use):
+				// retrying soon changes nothing, so wait the longest backoff.
+				wait = d.cfg.ReconnectMax
+				if rej.Msg != lastRejection || failures%20 == 0 {
+					d.log.Error("coordinator rejected registration: "+rej.Msg, "addr", d.coordinatorName(), "retry_in", wait, "attempts", failures)
+				} else {
+					d.log.Debug("coordinator rejected registration: "+rej.Msg, "retry_in", wait)
+				}
+				lastRejection = rej.Msg
+			} else if failures == 1 || failures%20 == 0 {
 				d.log.Warn("coordinator unreachable, retrying", "addr", d.coordinatorName(), "error", err, "retry_in", wait, "attempts", failures)
 			} else {
 				d.log.Debug("coordinator unreachable, retrying", "addr", d.coordinatorName(), "error", err, "retry_in", wait)
@@ -47,7 +60,7 @@ func (d *Daemon) runSession(ctx context.Context) {
 			}
 			continue
 		}
-		failures = 0
+		failures, lastRejection = 0, ""
 		bo.reset()
 		d.registered(conn, reply)
 		select {
@@ -111,6 +124,7 @@ func (d *Daemon) registerRequest() *proto.RegisterRequest {
 		Labels:      d.cfg.Labels,
 		Protocol:    proto.ProtocolVersion,
 		Running:     []proto.RunningNode{},
+		KeyProof:    proto.RegisterProof(d.cfg.SecretKey, d.cfg.Name, d.epoch),
 	}
 	for _, df := range d.allDataflows() {
 		df.mu.Lock()
@@ -129,7 +143,7 @@ func (d *Daemon) registerRequest() *proto.RegisterRequest {
 // the fencing and stop intents of the reply.
 func (d *Daemon) registered(conn *proto.Conn, reply *proto.RegisterReply) {
 	d.log.Info("registered with coordinator", "addr", d.coordinatorName(),
-		"kill", reply.KillDataflows, "stop", reply.StopDataflows)
+		"kill", reply.KillDataflows, "kill_nodes", len(reply.KillNodes), "stop", reply.StopDataflows)
 	d.setSession(conn)
 	d.joinRing(reply)
 	for _, df := range d.allDataflows() {
@@ -138,12 +152,31 @@ func (d *Daemon) registered(conn *proto.Conn, reply *proto.RegisterReply) {
 		}
 	}
 	d.killDataflows(reply.KillDataflows, outcomeFenced)
+	if len(reply.KillNodes) > 0 {
+		d.log.Warn("coordinator fences nodes whose outcome it has recorded (e.g. lost while this daemon was declared dead): killing them", "nodes", reply.KillNodes)
+		d.killNodes(reply.KillNodes, outcomeFenced)
+	}
 	for _, id := range reply.StopDataflows {
 		if df := d.dataflow(id); df != nil {
 			d.stopDataflow(df, d.planFor(&proto.StopRequest{DataflowID: id}))
 		}
 	}
 	d.out.attach(conn)
+}
+
+// announceLeaving tells the coordinator, over the control link, that this daemon is
+// leaving gracefully, so that the link reset and refused port of its exit are not taken
+// for a crash. It does not wait for an answer.
+func (d *Daemon) announceLeaving(reason string) {
+	d.mu.Lock()
+	conn := d.sess
+	d.mu.Unlock()
+	if conn == nil {
+		return
+	}
+	if err := conn.Notify(proto.TypeLeaving, &proto.Leaving{Reason: reason}); err != nil {
+		d.log.Debug("leave announcement not sent", "error", err)
+	}
 }
 
 func (d *Daemon) setSession(conn *proto.Conn) {

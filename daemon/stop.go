@@ -165,6 +165,24 @@ func (d *Daemon) killDataflows(ids []string, reason string) {
 	}
 }
 
+// killNodes fences single nodes (their dataflow goes on elsewhere): each is killed at
+// once.
+func (d *Daemon) killNodes(nodes []proto.RunningNode, reason string) {
+	for _, rn := range nodes {
+		df := d.dataflow(rn.DataflowID)
+		if df == nil {
+			continue
+		}
+		df.mu.Lock()
+		n := df.nodes[rn.NodeID]
+		gone := n != nil && d.killNow(n, reason)
+		df.mu.Unlock()
+		if gone {
+			d.nodeGone(n)
+		}
+	}
+}
+
 // Force kills every node of every dataflow at once (SIGKILL to their process groups),
 // skipping what is left of any grace period. The CLI calls it (through Config.ForceCtx)
 // on a second interrupt. It returns at once; outcomes are reported as usual.

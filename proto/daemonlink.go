@@ -19,6 +19,8 @@ type DaemonHello struct {
 	Name      string `codec:"name"`
 	BootEpoch int64  `codec:"epoch"`
 	Protocol  int    `codec:"proto"`
+	// KeyProof is HelloProof(cluster key, Name, BootEpoch); empty without a key.
+	KeyProof []byte `codec:"key_proof"`
 }
 
 // RemoteOutput is one message a node sent on one of its outputs, forwarded once to every

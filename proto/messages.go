@@ -28,6 +28,7 @@ const (
 	TypeKill    = "kill"    // KillRequest -> Ack: fence stale dataflows
 	// daemon -> coordinator events
 	TypeNodeStatus = "node_status" // NodeStatus
+	TypeLeaving    = "leaving"     // Leaving: the daemon is shutting down gracefully
 )
 
 // Message types between a daemon and its nodes (node side dials).
@@ -63,6 +64,8 @@ type RegisterRequest struct {
 	Labels      map[string]string `codec:"labels"`
 	Running     []RunningNode     `codec:"running"` // what it runs now (reconnect after coordinator loss)
 	Protocol    int               `codec:"proto"`
+	// KeyProof is RegisterProof(cluster key, Name, BootEpoch); empty without a key.
+	KeyProof []byte `codec:"key_proof"`
 }
 
 // RegisterReply answers RegisterRequest.
@@ -71,6 +74,15 @@ type RegisterReply struct {
 	Seeds             []string `codec:"seeds"`  // other known members' gossip addresses
 	KillDataflows     []string `codec:"kill"`   // fencing: dataflows stopped or failed meanwhile
 	StopDataflows     []string `codec:"stop"`   // stop intents recorded while it was away
+	// KillNodes fences single nodes of dataflows that still run elsewhere: nodes whose
+	// outcome is already recorded here (e.g. lost when this daemon was confirmed dead).
+	KillNodes []RunningNode `codec:"kill_nodes"`
+}
+
+// Leaving is a daemon's announcement, over its control link, that it is leaving the
+// cluster gracefully; the link closes right after.
+type Leaving struct {
+	Reason string `codec:"reason"`
 }
 
 // NodeSpec is what a daemon needs to run one node.

@@ -3,7 +3,7 @@
 # start -> first message and stop of the example dataflow, node -> daemon -> node latency
 # and throughput (real node processes through a real daemon), then the Go micro-benchmarks.
 # Each part replaces only its own section of the file (between <!-- BEGIN name --> and
-# <!-- END name --> markers: benchreport, microbenchmarks); the liveness section
+# <!-- END name --> markers: benchreport, hopfloor, microbenchmarks); the liveness section
 # (make bench-liveness) and everything else is left alone.
 # `make bench` builds the example nodes first. Takes about 3 minutes on 2 cores.
 set -euo pipefail
@@ -15,6 +15,23 @@ $GO build -o bench/build/latency-node ./bench/latency-node
 $GO build -o bench/build/benchreport ./bench/cmd/benchreport
 bench/build/benchreport -latency-node bench/build/latency-node \
   -example examples/rust-dataflow -out "$OUT" -command "make bench" "$@"
+echo "hop floor..." >&2
+$GO build -o bench/build/hopfloor ./bench/cmd/hopfloor
+floor=$(mktemp)
+{
+  echo '## The floor under the latency figures'
+  echo
+  echo 'A message from node to node makes two process-to-process hops (node to daemon, daemon to'
+  echo 'node). `bench/cmd/hopfloor` measures one bare hop on this machine, right after the figures'
+  echo 'above and paced the same way: 8 bytes over a unix socket, no framing, codec or routing.'
+  echo 'Twice its p50 is the least any design with a routing daemon can reach here.'
+  echo
+  echo '| hop | messages | p50 | p99 |'
+  echo '| --- | --- | --- | --- |'
+  for _ in 1 2 3; do bench/build/hopfloor; done
+} >"$floor"
+bench/build/benchreport -section hopfloor -in "$floor" -out "$OUT"
+rm -f "$floor"
 echo "micro-benchmarks..." >&2
 micro=$(mktemp)
 trap 'rm -f "$micro"' EXIT

@@ -609,3 +609,71 @@ func TestDaemonNameFromMachineIDAndConfig(t *testing.T) {
 	}
 	e.mustRun("destroy", "--grace-duration", "1s")
 }
+
+// A freeze above the tolerance of a daemon that runs only part of a dataflow: its node
+// is lost and the dataflow runs on, saying so; after SIGCONT the daemon re-registers
+// with the node still running and the coordinator fences that one node: it is killed,
+// its recorded outcome stays lost, and the dataflow, once stopped, ends failed.
+func TestStallAboveToleranceLostNodeStaysLost(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t)
+	yaml := strings.Replace(rustDataflow, "    path: BIN/rust-node", "    deploy:\n      machine: a\n    path: BIN/rust-node", 1)
+	yaml = strings.Replace(yaml, "    path: BIN/rust-status-node", "    deploy:\n      machine: a\n    path: BIN/rust-status-node", 1)
+	yaml = strings.Replace(yaml, "    path: BIN/rust-sink", "    deploy:\n      machine: b\n    path: BIN/rust-sink", 1)
+	df := e.writeDataflow("split.yml", yaml)
+	e.upMachines("a", "b")
+	e.mustRun("start", df, "--name", "split", "--detach")
+	pids := nodePIDs(e.waitRunning("split", 3, 30*time.Second))
+	name := "daemon-b"
+
+	e.signal(name, syscall.SIGSTOP)
+	testutil.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+		if m, _ := e.member(name); m.Status != proto.MemberDead {
+			return fmt.Errorf("member %s is %s (%s)", name, m.Status, m.Reason)
+		}
+		return nil
+	})
+	wantReason := `1 node lost: daemon "daemon-b" confirmed dead at `
+	check := func(when string) {
+		t.Helper()
+		testutil.CheckFor(t, 5*time.Second, 100*time.Millisecond, func() error {
+			d := e.dataflow("split")
+			if d.Status != proto.DataflowRunning || !strings.Contains(d.Reason, wantReason) {
+				return fmt.Errorf("%s: dataflow %s (%s), want running with %q", when, d.Status, d.Reason, wantReason)
+			}
+			for _, n := range d.Nodes {
+				want := proto.NodeRunning
+				if n.ID == "rust-sink" {
+					want = proto.NodeLost
+				}
+				if n.Status != want {
+					return fmt.Errorf("%s: node %s %s (%s), want %s", when, n.ID, n.Status, n.Outcome, want)
+				}
+			}
+			return nil
+		})
+	}
+	check("frozen")
+	if !pidAlive(pids["rust-sink"]) {
+		t.Fatal("the sink died with the frozen daemon: the test proves nothing")
+	}
+
+	e.signal(name, syscall.SIGCONT)
+	testutil.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+		if m, _ := e.member(name); m.Status != proto.MemberAlive {
+			return fmt.Errorf("member %s is %s (%s)", name, m.Status, m.Reason)
+		}
+		if pidAlive(pids["rust-sink"]) {
+			return fmt.Errorf("fenced node rust-sink (pid %d) still runs", pids["rust-sink"])
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond) // the fenced kill's report, which must not count
+	check("after the thaw")
+
+	r := e.run("stop", "split", "--grace-duration", "1s")
+	if d := e.dataflow("split"); r.code == 0 || d.Status != proto.DataflowFailed || !strings.Contains(d.Reason, wantReason) {
+		t.Fatalf("stop: %s; dataflow %s (%s), want failed naming the lost node", r, d.Status, d.Reason)
+	}
+	e.mustRun("destroy", "--grace-duration", "1s")
+}
