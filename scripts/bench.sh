@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark figures, measured side by side in one run, written to docs/benchmarks.md:
 # start -> first message and stop of the example dataflow, node -> daemon -> node latency
-# and throughput (real node processes through a real daemon), then the Go micro-benchmarks.
+# and throughput (real node processes through a real daemon), the same across two daemons
+# (node -> daemon -> TCP link -> daemon -> node), then the Go micro-benchmarks.
 # Each part replaces only its own section of the file (between <!-- BEGIN name --> and
 # <!-- END name --> markers: benchreport, hopfloor, microbenchmarks); the liveness section
 # (make bench-liveness) and everything else is left alone.

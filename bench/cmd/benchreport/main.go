@@ -1,8 +1,9 @@
 // Command benchreport measures doractl's benchmark figures side by side in one run and
 // writes them as Markdown tables: the time from start to the example sink's first message,
-// the stop wall time of the example, and node -> daemon -> node latency and throughput.
-// The coordinator and the daemon run in this process (linked by a net.Pipe); every node is
-// a real process. The tables go between the <!-- BEGIN benchreport --> and
+// the stop wall time of the example, node -> daemon -> node latency and throughput, and the
+// same across two daemons (node -> daemon -> daemon -> node). The coordinator and two
+// daemons run in this process (each daemon linked to the coordinator by a net.Pipe, the
+// daemons to each other over loopback TCP); every node is a real process. The tables go between the <!-- BEGIN benchreport --> and
 // <!-- END benchreport --> markers of the output file (appended with the markers if
 // absent); the rest of the file is left byte for byte. With -in it measures nothing and
 // puts a file's text into another section (-section), as scripts/bench.sh does with the
@@ -95,20 +96,40 @@ func run(ctx context.Context, o *options) error {
 	}
 	defer c.close()
 
-	rep := &report{command: o.command, date: time.Now(), cpus: runtime.NumCPU(), goVersion: runtime.Version(), load: markdown.LoadAverage()}
+	rep := &report{command: o.command, date: time.Now(), cpus: runtime.NumCPU(), goVersion: runtime.Version(), load: markdown.LoadAverage(), linkQueue: c.linkQueue}
 	markdown.Progress("start/stop: %d cycles of %s", o.cycles, o.example)
 	if rep.startStop, err = runStartStop(ctx, c, example, o.cycles); err != nil {
 		return err
 	}
 	for _, lc := range latencyCases(o.quick) {
 		markdown.Progress("latency: %s, %d x %d messages", lc.name, o.runs, lc.count)
-		r, err := runLatency(ctx, c, bin, lc, o.runs)
+		r, err := runLatency(ctx, c, bin, lc, oneDaemon, o.runs)
 		if err != nil {
 			return err
 		}
 		rep.latency = append(rep.latency, r)
 	}
+	for _, lc := range crossCases(o.quick) {
+		markdown.Progress("latency across daemons: %s, %d x %d messages", lc.name, o.runs, lc.count)
+		r, err := runLatency(ctx, c, bin, lc, twoDaemons, o.runs)
+		if err != nil {
+			return err
+		}
+		rep.cross = append(rep.cross, r)
+	}
 	return rep.write(o.out)
+}
+
+// crossCases are the cases run across the two daemons: the 8 B and 40 KB rows and the
+// flat-out row of latencyCases, same counts and pace.
+func crossCases(quick bool) []latencyCase {
+	var out []latencyCase
+	for _, lc := range latencyCases(quick) {
+		if lc.name == "8 B" || lc.name == "40 KB" || lc.name == "8 B flat out" {
+			out = append(out, lc)
+		}
+	}
+	return out
 }
 
 // latencyCases are the payload sizes dora publishes, at a steady rate, and a flat-out

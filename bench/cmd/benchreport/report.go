@@ -17,7 +17,9 @@ type report struct {
 	goVersion string
 	load      string // /proc/loadavg's first three fields
 	startStop *startStopResult
-	latency   []*latencyResult
+	latency   []*latencyResult // one daemon
+	cross     []*latencyResult // two daemons
+	linkQueue int              // send queue of a daemon<->daemon link, in messages
 }
 
 // Targets, from the project's goals.
@@ -49,11 +51,13 @@ func (r *report) render(b *bytes.Buffer) {
 		"`bench/latency-node` and `examples/rust-dataflow`).\n\n", r.command)
 	fmt.Fprintf(b, "| date | nproc | Go | load average before the run |\n| --- | --- | --- | --- |\n| %s | %d | %s | %s |\n\n",
 		r.date.Format("2006-01-02 15:04 MST"), r.cpus, r.goVersion, r.load)
-	fmt.Fprintf(b, "The coordinator and one daemon run in the driver's process, linked by a net.Pipe; every "+
-		"node is a real process that talks to the daemon over its Unix socket. The machine was "+
-		"shared with other work while it ran: treat the tails (p99, max) as noisy.\n\n")
+	fmt.Fprintf(b, "The coordinator and two daemons (machines `%s` and `%s`) run in the driver's process, each "+
+		"daemon linked to the coordinator by a net.Pipe; every node is a real process that talks to its daemon "+
+		"over the daemon's Unix socket. All figures but the two-daemon table run their nodes on `%s` alone. The "+
+		"machine was shared with other work while it ran: treat the tails (p99, max) as noisy.\n\n", daemonA, daemonB, daemonA)
 	r.renderStartStop(b)
 	r.renderLatency(b)
+	r.renderCross(b)
 }
 
 func (r *report) renderStartStop(b *bytes.Buffer) {
@@ -91,9 +95,34 @@ func (r *report) renderLatency(b *bytes.Buffer) {
 		"(*dropped*), and latency there is mostly queueing, since the producer outpaces the consumer. Each size runs %d times; *p50 (runs)* is the median of the runs' p50s, the other "+
 		"percentiles pool every message of every run. dora-rs publishes the same sizes; its Rust p50 is "+
 		"about %s.\n\n", r.runs(), us(doraP50))
+	latencyTable(b, r.latency)
+	if len(r.latency) > 0 {
+		p := r.latency[0].all.Pct(50)
+		fmt.Fprintf(b, "\nTarget: local p50 < %s for 8 B — %s (%s). Messages per second: the flat-out "+
+			"row (consumer's arrival rate, median of the runs).\n\n", us(targetLatency8B), metWord(p < targetLatency8B), us(p))
+	}
+}
+
+func (r *report) renderCross(b *bytes.Buffer) {
+	if len(r.cross) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "## Node → daemon → daemon → node (two daemons)\n\n")
+	fmt.Fprintf(b, "The same nodes and pace with the producer placed on `%s` and the consumer on `%s` "+
+		"(`deploy: machine:`), so every message goes producer → daemon `%s` → its daemon↔daemon link over "+
+		"loopback TCP (to the other daemon's control listener) → daemon `%s` → consumer; the consumer's "+
+		"`ready` goes the other way. *dropped* also counts messages the link's send queue (%d messages, "+
+		"oldest dropped first) let go. Same run, same runs per size as the table above.\n\n",
+		daemonA, daemonB, daemonA, daemonB, r.linkQueue)
+	latencyTable(b, r.cross)
+	fmt.Fprintf(b, "\n")
+}
+
+// latencyTable writes one row per case.
+func latencyTable(b *bytes.Buffer, rows []*latencyResult) {
 	fmt.Fprintf(b, "| payload | messages | pace | p50 | p50 (runs) | p90 | p99 | p99 (runs) | max | msg/s | dropped |\n")
 	fmt.Fprintf(b, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
-	for _, l := range r.latency {
+	for _, l := range rows {
 		pace := "1 per " + l.c.interval.String()
 		if l.c.interval == 0 {
 			pace = "flat out"
@@ -101,11 +130,6 @@ func (r *report) renderLatency(b *bytes.Buffer) {
 		fmt.Fprintf(b, "| %s | %d | %s | %s | %.0f µs | %s | %s | %.0f µs | %s | %.0f | %d |\n",
 			l.c.name, l.received, pace, us(l.all.Pct(50)), stats.MedianF(l.p50s), us(l.all.Pct(90)),
 			us(l.all.Pct(99)), stats.MedianF(l.p99s), us(l.all.Pct(100)), stats.MedianF(l.rates), l.dropped)
-	}
-	if len(r.latency) > 0 {
-		p := r.latency[0].all.Pct(50)
-		fmt.Fprintf(b, "\nTarget: local p50 < %s for 8 B — %s (%s). Messages per second: the flat-out "+
-			"row (consumer's arrival rate, median of the runs).\n\n", us(targetLatency8B), metWord(p < targetLatency8B), us(p))
 	}
 }
 
