@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/doractl/doractl/internal/procfs"
 	"github.com/doractl/doractl/internal/testutil"
 	"net"
 	"os"
@@ -269,19 +270,19 @@ func TestKillOrphansSparesReusedPids(t *testing.T) {
 		return c
 	}
 	ours, reused, current := start(), start(), start()
-	st, err := readProcStat(ours.Process.Pid)
+	st, err := procfs.ReadStat(ours.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st2, _ := readProcStat(reused.Process.Pid)
-	st3, _ := readProcStat(current.Process.Pid)
+	st2, _ := procfs.ReadStat(reused.Process.Pid)
+	st3, _ := procfs.ReadStat(current.Process.Pid)
 	path := filepath.Join(t.TempDir(), nodesFileName)
 	recs := []nodeRecord{
-		{Dataflow: "df", Node: "ours", PID: ours.Process.Pid, PGID: ours.Process.Pid, StartTime: st.startTime, Epoch: 1},
+		{Dataflow: "df", Node: "ours", PID: ours.Process.Pid, PGID: ours.Process.Pid, StartTime: st.StartTime, Epoch: 1},
 		// Same pid, another process: the start time does not match.
-		{Dataflow: "df", Node: "reused", PID: reused.Process.Pid, PGID: reused.Process.Pid, StartTime: st2.startTime + 1, Epoch: 1},
+		{Dataflow: "df", Node: "reused", PID: reused.Process.Pid, PGID: reused.Process.Pid, StartTime: st2.StartTime + 1, Epoch: 1},
 		// Recorded by this very life of the daemon: not an orphan.
-		{Dataflow: "df", Node: "current", PID: current.Process.Pid, PGID: current.Process.Pid, StartTime: st3.startTime, Epoch: 2},
+		{Dataflow: "df", Node: "current", PID: current.Process.Pid, PGID: current.Process.Pid, StartTime: st3.StartTime, Epoch: 2},
 	}
 	if err := writeRecords(path, recs); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/doractl/doractl/internal/procfs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -112,11 +113,11 @@ func killOrphans(path string, epoch int64, log hclog.Logger) ([]nodeRecord, erro
 		if r.Epoch == epoch || r.PID <= 1 {
 			continue
 		}
-		st, err := readProcStat(r.PID)
-		if err != nil || st.state == 'Z' {
+		st, err := procfs.ReadStat(r.PID)
+		if err != nil || st.State == 'Z' {
 			continue // gone (or only a zombie waiting for its parent)
 		}
-		if r.StartTime == 0 || st.startTime != r.StartTime || st.pgrp != r.PGID {
+		if r.StartTime == 0 || st.StartTime != r.StartTime || st.Pgrp != r.PGID {
 			log.Info("recorded node pid now names another process, left alone", "pid", r.PID, "dataflow", r.Dataflow, "node", r.Node)
 			continue
 		}

@@ -8,6 +8,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/doractl/doractl/internal/procfs"
 	"github.com/doractl/doractl/internal/testutil"
 	"os"
 	"os/exec"
@@ -462,16 +463,9 @@ func machineTicks(t *testing.T) (busy, total uint64) {
 func cpuTicks(pids map[string]int) uint64 {
 	var sum uint64
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
+		if st, err := procfs.ReadStat(pid); err == nil {
+			sum += st.UTime + st.STime
 		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		var u, st uint64
-		fmt.Sscan(f[11], &u)
-		fmt.Sscan(f[12], &st)
-		sum += u + st
 	}
 	return sum
 }

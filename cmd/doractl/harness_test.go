@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/doractl/doractl/internal/procfs"
 	"net"
 	"os"
 	"os/exec"
@@ -192,30 +193,11 @@ func (e *env) writeDataflow(name, yaml string) string {
 	return p
 }
 
-// processes lists the pids of running processes whose command line mentions dir.
+// processes lists running processes whose command line mentions dir, as "PID: CMDLINE".
 func processes(dir string) []string {
 	var out []string
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		cmdline := strings.ReplaceAll(string(b), "\x00", " ")
-		if !strings.Contains(cmdline, dir) {
-			continue
-		}
-		if st, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat")); err == nil {
-			s := string(st)
-			if i := strings.LastIndexByte(s, ')'); i > 0 && strings.HasPrefix(strings.TrimSpace(s[i+1:]), "Z") {
-				continue // a zombie is not running
-			}
-		}
-		out = append(out, fmt.Sprintf("%d: %s", pid, cmdline))
+	for _, pid := range procfs.Find(func(pid int) bool { return strings.Contains(procfs.Cmdline(pid), dir) }) {
+		out = append(out, fmt.Sprintf("%d: %s", pid, procfs.Cmdline(pid)))
 	}
 	return out
 }
@@ -236,23 +218,8 @@ func (e *env) cleanup() {
 // cluster started by `up`, and the nodes it spawned, which inherit the environment).
 func processesOfEnv(dir string) []string {
 	var out []string
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "environ"))
-		if err != nil || !bytes.Contains(b, []byte(dir)) {
-			continue
-		}
-		if st, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat")); err == nil {
-			s := string(st)
-			if i := strings.LastIndexByte(s, ')'); i > 0 && strings.HasPrefix(strings.TrimSpace(s[i+1:]), "Z") {
-				continue
-			}
-		}
-		out = append(out, fmt.Sprintf("%d", pid))
+	for _, pid := range procfs.Find(func(pid int) bool { return strings.Contains(strings.Join(procfs.Environ(pid), "\x00"), dir) }) {
+		out = append(out, strconv.Itoa(pid))
 	}
 	return out
 }

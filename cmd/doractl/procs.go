@@ -3,10 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/doractl/doractl/internal/procfs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 )
@@ -27,27 +27,17 @@ func stateDir() string {
 	return filepath.Join(home, ".local", "state", "doractl")
 }
 
-// procStart is a process's start time in clock ticks since boot (field 22 of
-// /proc/PID/stat): with the pid it names a process uniquely, so a reused pid is never
-// mistaken for ours.
+// procStart is a live process's start time in clock ticks since boot: with the pid it
+// names a process uniquely, so a reused pid is never mistaken for ours.
 func procStart(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := procfs.ReadStat(pid)
 	if err != nil {
 		return 0, err
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	if st.State == 'Z' || st.State == 'X' {
+		return 0, fmt.Errorf("process %d has exited", pid)
 	}
-	fields := strings.Fields(s[i+1:])
-	if len(fields) < 20 {
-		return 0, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(fields))
-	}
-	if fields[0] == "Z" {
-		return 0, fmt.Errorf("process %d is a zombie", pid)
-	}
-	return strconv.ParseUint(fields[19], 10, 64)
+	return st.StartTime, nil
 }
 
 // pidFile records a detached process started by `doractl up`.

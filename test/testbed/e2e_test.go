@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -209,7 +210,7 @@ func (f *fleet) members() (map[string]string, error) {
 
 func (f *fleet) waitMembers(timeout time.Duration, cond func(map[string]string) error) {
 	f.t.Helper()
-	checkFor(f.t, timeout, 200*time.Millisecond, func() error {
+	testutil.CheckFor(f.t, timeout, 200*time.Millisecond, func() error {
 		st, err := f.members()
 		if err != nil {
 			return err
@@ -250,25 +251,10 @@ func (f *fleet) stop(name string, args ...string) (proto.APIStopReply, result) {
 	return rep, r
 }
 
-func checkFor(t *testing.T, timeout, interval time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not true within %s: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
-
 // waitLog waits until a node's log has at least n lines containing sub.
 func (f *fleet) waitLog(df, node, sub string, n int, timeout time.Duration) {
 	f.t.Helper()
-	checkFor(f.t, timeout, 200*time.Millisecond, func() error {
+	testutil.CheckFor(f.t, timeout, 200*time.Millisecond, func() error {
 		if got := strings.Count(f.logs(df, node), sub); got < n {
 			return fmt.Errorf("%s/%s: %d lines with %q, want %d", df, node, got, sub, n)
 		}
@@ -453,7 +439,7 @@ func TestDataflowAcrossHosts(t *testing.T) {
 	t.Logf("stop pinned during the partition: exit %d in %s: %s", s.r.code, s.rep.Elapsed, s.rep.Error)
 
 	// The consumer of m2's node on m3 learns that its producer is gone.
-	checkFor(t, 15*time.Second, 200*time.Millisecond, func() error {
+	testutil.CheckFor(t, 15*time.Second, 200*time.Millisecond, func() error {
 		if l := f.logs("cross", "sink"); !strings.Contains(l, `input "message" was closed`) {
 			return errors.New("cross/sink: input not closed yet")
 		}
@@ -485,7 +471,7 @@ func TestDataflowAcrossHosts(t *testing.T) {
 		return nil
 	})
 	t.Logf("daemon-m2 alive again %s after the heal", time.Since(healAt).Round(100*time.Millisecond))
-	checkFor(t, 20*time.Second, 200*time.Millisecond, func() error {
+	testutil.CheckFor(t, 20*time.Second, 200*time.Millisecond, func() error {
 		if n := procsOf(pinnedID); n != 0 {
 			return fmt.Errorf("%d processes of the stopped dataflow pinned still running", n)
 		}
@@ -499,7 +485,7 @@ func TestDataflowAcrossHosts(t *testing.T) {
 		}
 	}
 	t.Logf("stop cross: exit %d: %+v", r.code, rep.Nodes)
-	checkFor(t, 20*time.Second, 200*time.Millisecond, func() error {
+	testutil.CheckFor(t, 20*time.Second, 200*time.Millisecond, func() error {
 		if n := procsOf(crossID); n != 0 {
 			return fmt.Errorf("%d processes of cross still running", n)
 		}

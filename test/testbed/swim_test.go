@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/doractl/doractl/internal/testutil"
 	"os"
 	"path/filepath"
 	"slices"
@@ -326,7 +327,7 @@ func TestOneWayPartitionCoordinatorToDaemon(t *testing.T) {
 	})
 	t.Logf("daemon-m2 alive again %s after the heal", time.Since(healAt).Round(100*time.Millisecond))
 	var final proto.Dataflow
-	checkFor(t, 30*time.Second, 200*time.Millisecond, func() error {
+	testutil.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
 		d, err := f.dataflow("pinned")
 		if err != nil {
 			return err
@@ -344,7 +345,7 @@ func TestOneWayPartitionCoordinatorToDaemon(t *testing.T) {
 	}
 	t.Logf("pinned %s %s after the heal: stub %s %q", final.Status,
 		time.Since(healAt).Round(100*time.Millisecond), stub.Status, stub.Outcome)
-	checkFor(t, 20*time.Second, 200*time.Millisecond, func() error {
+	testutil.CheckFor(t, 20*time.Second, 200*time.Millisecond, func() error {
 		if pids := nodeProcs(h2, pinnedID, "stub"); len(pids) > 0 {
 			return fmt.Errorf("processes %v of pinned/stub still in %s", pids, h2.Namespace)
 		}
@@ -420,7 +421,7 @@ func TestLossFlaky(t *testing.T) {
 	spanID := f.startDF("span", span)
 	f.startDF("hold", hold)
 	f.waitLog("span", "sink", received, 10, 30*time.Second)
-	checkFor(t, 30*time.Second, 200*time.Millisecond, func() error {
+	testutil.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
 		d, err := f.dataflow("hold")
 		if err != nil {
 			return err
@@ -469,7 +470,7 @@ func TestLossFlaky(t *testing.T) {
 
 	// A stop that waits on m3: its stubborn node ignores Stop for the whole grace.
 	stopCh := f.stopAsync("hold", 5*time.Minute, "--grace-duration", "2m", "--timeout", "4m")
-	checkFor(t, 30*time.Second, 200*time.Millisecond, func() error {
+	testutil.CheckFor(t, 30*time.Second, 200*time.Millisecond, func() error {
 		d, err := f.dataflow("hold")
 		if err != nil {
 			return err
@@ -491,7 +492,7 @@ func TestLossFlaky(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dead proto.Member
-	checkFor(t, bound+5*time.Second, 100*time.Millisecond, func() error {
+	testutil.CheckFor(t, bound+5*time.Second, 100*time.Millisecond, func() error {
 		ms, err := f.memberList()
 		if err != nil {
 			return err
@@ -554,7 +555,7 @@ func TestLossFlaky(t *testing.T) {
 	}
 	rep, r := f.stop("span", "--grace-duration", "2s", "--timeout", "20s")
 	t.Logf("stop span: exit %d: %s", r.code, rep.Error)
-	checkFor(t, 20*time.Second, 200*time.Millisecond, func() error {
+	testutil.CheckFor(t, 20*time.Second, 200*time.Millisecond, func() error {
 		if n := procsOf(spanID); n != 0 {
 			return fmt.Errorf("%d processes of span still running", n)
 		}

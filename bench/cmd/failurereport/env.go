@@ -1,11 +1,14 @@
 package main
 
 import (
+	"slices"
+
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/doractl/doractl/internal/procfs"
 	"net"
 	"os"
 	"os/exec"
@@ -218,28 +221,10 @@ func (e *env) killLeftovers() {
 	}
 }
 
-// processesWithEnv lists the pids of processes (not this one) whose environment holds
-// the entry kv.
+// processesWithEnv lists the pids of live processes (not this one) whose environment
+// holds the entry kv.
 func processesWithEnv(kv string) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "environ"))
-		if err != nil {
-			continue
-		}
-		for _, v := range strings.Split(string(b), "\x00") {
-			if v == kv {
-				out = append(out, pid)
-				break
-			}
-		}
-	}
-	return out
+	return procfs.Find(func(pid int) bool { return slices.Contains(procfs.Environ(pid), kv) })
 }
 
 // pollUntil calls f every interval until it returns true or an error, or within passes.
