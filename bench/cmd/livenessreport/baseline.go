@@ -15,8 +15,10 @@ import (
 const baselineScale = 10
 
 // hbRing is the baseline: one central failure.HeartbeatDetector (the coordinator) and
-// daemons that beat into it in-process. A beat is one message, lost with the same drop
-// probability as a FaultTransport packet (math/rand/v2, rolled per message).
+// daemons that beat into it in-process. A beat is one message lost end to end as a
+// packet between two FaultTransports is: the drop probability is rolled once for the
+// sender's transport and once for the receiver's (math/rand/v2), so a beat is lost
+// with 1 - (1-p)^2 end to end, as SWIM traffic and the control-link model are.
 type hbRing struct {
 	cfg    failure.HeartbeatConfig
 	det    *failure.HeartbeatDetector
@@ -108,16 +110,21 @@ func (d *hbDaemon) tick() {
 	d.send()
 }
 
-// send delivers one beat unless the drop roll loses it.
+// send delivers one beat unless the drop rolls lose it: one for the daemon's (sender's)
+// transport, one for the coordinator's (receiver's), as FaultTransport drops on
+// WriteToAddress and again on receipt.
 func (d *hbDaemon) send() {
 	d.mu.Lock()
 	p, crashed := d.dropRate, d.crashed
 	d.mu.Unlock()
-	if crashed || (p > 0 && rand.Float64() < p) {
+	if crashed || dropRoll(p) || dropRoll(p) {
 		return
 	}
 	d.r.det.Beat(d.name)
 }
+
+// dropRoll is one FaultTransport drop roll with probability p.
+func dropRoll(p float64) bool { return p > 0 && rand.Float64() < p }
 
 func (d *hbDaemon) crash() {
 	d.mu.Lock()
@@ -197,7 +204,8 @@ func runBaselineCrash(ctx context.Context, n, trials int) *crashResult {
 	return res
 }
 
-// runBaselineLoss counts dead verdicts for d with every beat lost with probability loss.
+// runBaselineLoss counts dead verdicts for d with loss as the per-transport drop
+// probability, rolled for the sender and the receiver of every beat (endToEnd(loss)).
 // scale > 1 compresses the detector's time (interval and timeout / scale).
 func runBaselineLoss(ctx context.Context, n int, loss float64, d time.Duration, scale int) *lossResult {
 	label := "real time"

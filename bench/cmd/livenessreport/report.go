@@ -96,8 +96,9 @@ func (r *report) render(b *bytes.Buffer) {
 		"`Leaving = false` on its `Events()`. Rings of different conditions run at the same time (they share only the CPUs).\n")
 	fmt.Fprintf(b, "- **heartbeat**: `failure.HeartbeatDetector` with dora's scheme (a beat every 5 s, dead after 20 s "+
 		"without one, sweep every 1 s) as the coordinator; each daemon is a goroutine that beats into it in-process, "+
-		"from a random phase. A beat is one message lost with the drop probability (the same `math/rand/v2` roll as "+
-		"`FaultTransport`); a stall holds beats and delivers the held one when it ends.\n")
+		"from a random phase. A beat is one message lost as a packet between two `FaultTransport`s is: the drop "+
+		"probability is rolled (`math/rand/v2`) once for the daemon's side and once for the coordinator's; a stall "+
+		"holds beats and delivers the held one when it ends.\n")
 	fmt.Fprintf(b, "- **doractl verdict**: the same SWIM rings, with the coordinator's verdict as the product gives it "+
 		"(docs/failure-model.md): a `failure.Detector` wired as `coordinator/liveness.go` wires it — the coordinator "+
 		"member's ring events feed `GossipJoin`/`GossipGone`, `Ping` is the coordinator ring's direct gossip ping, and "+
@@ -164,14 +165,23 @@ func perHour(count int, over time.Duration) string {
 	return fmt.Sprintf("%.0f", float64(count)/h)
 }
 
+// endToEnd is the probability that a message is lost when the per-transport drop
+// probability p is rolled on send and again on receive, as FaultTransport does.
+func endToEnd(p float64) float64 { return 1 - (1-p)*(1-p) }
+
 // hbExpected is the heartbeat's expected false deaths per hour at the coordinator with
-// n-1 daemons: a death starts when a delivered beat is followed by four lost ones.
+// n-1 daemons and per-transport drop probability p: a death starts when a delivered beat
+// is followed by four lost ones, each beat lost end to end with endToEnd(p).
 func hbExpected(n int, p float64) float64 {
-	return float64(n-1) * 3600 / 5 * (1 - p) * math.Pow(p, 4)
+	pe := endToEnd(p)
+	return float64(n-1) * 3600 / 5 * (1 - pe) * math.Pow(pe, 4)
 }
 
 func (r *report) renderLoss(b *bytes.Buffer, o options) {
 	fmt.Fprintf(b, "### False deaths under packet loss (N = 5)\n\n")
+	fmt.Fprintf(b, "*Loss model*: the loss column is the per-transport drop probability p, rolled on send and again on "+
+		"receive for every SWIM packet or stream, every control-link segment and every heartbeat beat alike, so each "+
+		"message is lost end to end with p_end = 1 − (1 − p)² (%s).\n\n", endToEndList())
 	fmt.Fprintf(b, "Every member's transport drops packets and streams (UDP and TCP) with the given probability; each "+
 		"condition runs for %s of wall time, all conditions at once, and the counts are **extrapolated to one hour** "+
 		"(count × 1 h / run time; a zero is shown with its 95 %% upper bound, 3 / run time). *At coordinator*: dead "+
@@ -179,7 +189,7 @@ func (r *report) renderLoss(b *bytes.Buffer, o options) {
 		"dead verdicts on any other, summed (SWIM only). Every false death fails whatever was pending on that "+
 		"member, even when the member is back moments later. The heartbeat runs once in real time on the "+
 		"same schedule and once with its clock compressed ×%d (beat 500 ms, timeout 2 s: %s of detector time); "+
-		"*expected* is the analytic rate, 4 daemons × 720 beats/h × (1 − p) × p⁴, the better estimate for the heartbeat since its "+
+		"*expected* is the analytic rate, 4 daemons × 720 beats/h × (1 − p_end) × p_end⁴, the better estimate for the heartbeat since its "+
 		"runs count only a few events. *doractl verdict*: on the same SWIM ring, the coordinator detector's dead verdicts "+
 		"(memberlist's death confirmed by the control link not answering); the raw SWIM columns count memberlist's "+
 		"deaths alone, which the product treats as suspicion.\n\n",
@@ -204,6 +214,17 @@ func (r *report) renderLoss(b *bytes.Buffer, o options) {
 			l.atCoord, perHour(l.atCoord, l.simulated), anyM, exp, ver, verH)
 	}
 	b.WriteString("\n")
+}
+
+// endToEndList lists p → p_end for the loss rates of phase 2.
+func endToEndList() string {
+	var parts []string
+	for _, p := range lossRates {
+		if p > 0 {
+			parts = append(parts, fmt.Sprintf("%.0f %% → %.0f %%", p*100, endToEnd(p)*100))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (r *report) renderStall(b *bytes.Buffer, o options) {
