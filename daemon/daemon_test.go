@@ -34,7 +34,15 @@ func TestRustDataflowRoutesAndStops(t *testing.T) {
 	}
 	f.waitLog(t, df, "rust-node", "sending 0x", time.Second)
 
-	// The last lines only.
+	// The last lines only, once the log has more than that.
+	testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		var all proto.LogsReply
+		f.mustRequest(t, proto.TypeLogs, &proto.LogsRequest{DataflowID: df, NodeID: "rust-sink"}, &all)
+		if n := strings.Count(string(all.Data), "\n"); n < 3 {
+			return fmt.Errorf("sink log has %d lines", n)
+		}
+		return nil
+	})
 	var rep proto.LogsReply
 	f.mustRequest(t, proto.TypeLogs, &proto.LogsRequest{DataflowID: df, NodeID: "rust-sink", Offset: -1, Tail: 2}, &rep)
 	if lines := strings.Count(string(rep.Data), "\n"); lines != 2 || rep.Ended {
