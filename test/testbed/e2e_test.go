@@ -424,18 +424,7 @@ func TestDataflowAcrossHosts(t *testing.T) {
 	if s.r.code == 0 {
 		t.Errorf("stop pinned with daemon-m2 dead exited 0")
 	}
-	for _, n := range s.rep.Nodes {
-		switch n.ID {
-		case "stub":
-			if n.Status != proto.NodeLost || !strings.Contains(n.Outcome, "daemon-m2") {
-				t.Errorf("stub: %s %q, want lost naming daemon-m2", n.Status, n.Outcome)
-			}
-		case "stub-sink":
-			if !proto.IsFinal(n.Status) || n.Status == proto.NodeLost {
-				t.Errorf("stub-sink: %s %q, want stopped on m1", n.Status, n.Outcome)
-			}
-		}
-	}
+	checkLostAndEnded(t, s.rep, "stub", "daemon-m2", "stub-sink")
 	t.Logf("stop pinned during the partition: exit %d in %s: %s", s.r.code, s.rep.Elapsed, s.rep.Error)
 
 	// The consumer of m2's node on m3 learns that its producer is gone.
@@ -491,4 +480,22 @@ func TestDataflowAcrossHosts(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// checkLostAndEnded asserts a stop reply given while one daemon died: lost is `lost`
+// naming that daemon, ended has a final outcome other than lost (it ran elsewhere).
+func checkLostAndEnded(t *testing.T, rep proto.APIStopReply, lost, daemon, ended string) {
+	t.Helper()
+	for _, n := range rep.Nodes {
+		switch n.ID {
+		case lost:
+			if n.Status != proto.NodeLost || !strings.Contains(n.Outcome, daemon) {
+				t.Errorf("%s: %s %q, want lost naming %s", n.ID, n.Status, n.Outcome, daemon)
+			}
+		case ended:
+			if !proto.IsFinal(n.Status) || n.Status == proto.NodeLost {
+				t.Errorf("%s: %s %q, want stopped on a live daemon", n.ID, n.Status, n.Outcome)
+			}
+		}
+	}
 }

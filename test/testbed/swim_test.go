@@ -530,18 +530,7 @@ func TestLossFlaky(t *testing.T) {
 	if s.r.code == 0 {
 		t.Errorf("stop of hold exited 0 with daemon-m3 dead")
 	}
-	for _, n := range s.rep.Nodes {
-		switch n.ID {
-		case "stubborn":
-			if n.Status != proto.NodeLost || !strings.Contains(n.Outcome, "daemon-m3") {
-				t.Errorf("hold/stubborn: %s %q, want lost naming daemon-m3", n.Status, n.Outcome)
-			}
-		case "beat":
-			if !proto.IsFinal(n.Status) || n.Status == proto.NodeLost {
-				t.Errorf("hold/beat on m1: %s %q, want stopped", n.Status, n.Outcome)
-			}
-		}
-	}
+	checkLostAndEnded(t, s.rep, "stubborn", "daemon-m3", "beat")
 
 	// The rest of the time under loss: the survivors stay in.
 	time.Sleep(time.Until(lossStart.Add(dur))) // holds the fault
