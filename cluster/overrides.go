@@ -23,6 +23,8 @@ type Overrides struct {
 	GossipInterval time.Duration `yaml:"gossip_interval"`
 	// PushPullInterval replaces Profile.PushPullInterval.
 	PushPullInterval time.Duration `yaml:"push_pull_interval"`
+	// StallGrace replaces Profile.StallGrace.
+	StallGrace time.Duration `yaml:"stall_grace"`
 }
 
 // IsZero reports whether o changes nothing.
@@ -31,7 +33,7 @@ func (o Overrides) IsZero() bool { return o == Overrides{} }
 // With returns p with o's non-zero settings applied. The name gets a "+config" suffix
 // when anything changed, so logs show the profile is not the built-in one.
 func (p Profile) With(o Overrides) (Profile, error) {
-	if o.ProbeInterval < 0 || o.ProbeTimeout < 0 || o.GossipInterval < 0 || o.PushPullInterval < 0 {
+	if o.ProbeInterval < 0 || o.ProbeTimeout < 0 || o.GossipInterval < 0 || o.PushPullInterval < 0 || o.StallGrace < 0 {
 		return p, errors.New("gossip overrides: durations must be positive")
 	}
 	if o.IndirectChecks < 0 || o.SuspicionMult < 0 || o.SuspicionMaxTimeoutMult < 0 {
@@ -54,6 +56,7 @@ func (p Profile) With(o Overrides) (Profile, error) {
 	setDur(&p.ProbeTimeout, o.ProbeTimeout)
 	setDur(&p.GossipInterval, o.GossipInterval)
 	setDur(&p.PushPullInterval, o.PushPullInterval)
+	setDur(&p.StallGrace, o.StallGrace)
 	setInt(&p.IndirectChecks, o.IndirectChecks)
 	setInt(&p.SuspicionMult, o.SuspicionMult)
 	setInt(&p.SuspicionMaxTimeoutMult, o.SuspicionMaxTimeoutMult)

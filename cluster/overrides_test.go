@@ -25,6 +25,12 @@ func TestProfileOverrides(t *testing.T) {
 	if _, err := lan.With(Overrides{ProbeTimeout: 5 * time.Second}); err == nil || !strings.Contains(err.Error(), "probe_timeout") {
 		t.Fatalf("probe timeout past the interval accepted: %v", err)
 	}
+	if g, err := lan.With(Overrides{StallGrace: 12 * time.Second}); err != nil || g.StallGrace != 12*time.Second {
+		t.Fatalf("stall grace override: %+v, %v", g, err)
+	}
+	if _, err := lan.With(Overrides{StallGrace: -time.Second}); err == nil {
+		t.Fatal("negative stall grace accepted")
+	}
 	if _, err := lan.With(Overrides{SuspicionMult: -1}); err == nil {
 		t.Fatal("negative multiplier accepted")
 	}

@@ -63,6 +63,13 @@ type Profile struct {
 	// address may take over its name (a restart on a new port); 0 means
 	// never while memberlist still remembers the dead member.
 	DeadNodeReclaimTime time.Duration
+	// StallGrace is not a memberlist setting: it is how long the
+	// coordinator keeps a member suspect when gossip declared it dead and it
+	// answers nothing, but its control port still accepts connections (the
+	// host answers, the process is stopped or starved), counted from when it
+	// was last heard. 0 confirms the death with gossip. See
+	// failure.DetectorConfig.StallGrace.
+	StallGrace time.Duration
 }
 
 // profileFrom captures the settings of a memberlist.Config as a Profile.
@@ -88,12 +95,17 @@ func profileFrom(name string, c *memberlist.Config) Profile {
 
 // ProfileByName returns a built-in profile. The empty name is "lan".
 //
-//   - lan: memberlist.DefaultLANConfig.
-//   - wan: memberlist.DefaultWANConfig.
-//   - local: memberlist.DefaultLocalConfig (loopback, tests).
+//   - lan: memberlist.DefaultLANConfig; a frozen process is dead with gossip.
+//   - wan: memberlist.DefaultWANConfig probing every 2 s (WAN: 5 s) with a
+//     1.5 s probe timeout (WAN: 3 s) and suspicion multiplier 4 (WAN: 6), so
+//     a vanished member is dead in about 12 s rather than 40 s; frozen
+//     processes get a 20 s stall grace.
+//   - local: memberlist.DefaultLocalConfig (loopback, tests), with 3
+//     indirect checks (local: 1).
 //   - flaky: lan tuned for lossy links (Wi-Fi): more indirect checks, a
 //     longer probe timeout, a larger suspicion multiplier and more
-//     retransmits, trading detection time for fewer false deaths.
+//     retransmits, trading detection time for fewer false deaths; frozen
+//     processes get a 20 s stall grace.
 //
 // Every profile lets a restarted member reclaim its name from a dead entry
 // after a short DeadNodeReclaimTime, so a daemon that comes back on a new port
@@ -107,11 +119,25 @@ func ProfileByName(name string) (Profile, error) {
 		return p, nil
 	case ProfileWAN:
 		p := profileFrom(ProfileWAN, memberlist.DefaultWANConfig())
-		// WAN detection is slow; allow reclaim after 30 s.
-		p.DeadNodeReclaimTime = 30 * time.Second
+		// Probe every 2 s (WAN: 5 s): a vanished member is probed sooner.
+		p.ProbeInterval = 2 * time.Second
+		// Wait 1.5 s for a direct ack (WAN: 3 s): room for RTTs up to about 1 s.
+		p.ProbeTimeout = 1500 * time.Millisecond
+		// Stay suspect 4 * log10(N) probe intervals (WAN: 6), at least 8 s.
+		p.SuspicionMult = 4
+		// TCP fallback pings and push/pull give up after 10 s (WAN: 30 s).
+		p.TCPTimeout = 10 * time.Second
+		// A frozen process on a host that still answers is dead after 20 s
+		// unheard, as long as dora's central heartbeat tolerates.
+		p.StallGrace = 20 * time.Second
+		// Restarted daemons may take their name back 15 s after a death.
+		p.DeadNodeReclaimTime = 15 * time.Second
 		return p, nil
 	case ProfileLocal:
 		p := profileFrom(ProfileLocal, memberlist.DefaultLocalConfig())
+		// Ask 3 members (local: 1) to probe indirectly: free on loopback, and
+		// one lost indirect probe no longer makes a suspect.
+		p.IndirectChecks = 3
 		// Loopback restarts are quick; allow reclaim after 1 s.
 		p.DeadNodeReclaimTime = time.Second
 		return p, nil
@@ -125,6 +151,9 @@ func ProfileByName(name string) (Profile, error) {
 		p.SuspicionMult = 6
 		// Retransmit broadcasts 6 * log10(N+1) times (LAN: 4).
 		p.RetransmitMult = 6
+		// A frozen process on a host that still answers is dead after 20 s
+		// unheard, as long as dora's central heartbeat tolerates.
+		p.StallGrace = 20 * time.Second
 		// Restarted daemons may take their name back 10 s after a death.
 		p.DeadNodeReclaimTime = 10 * time.Second
 		return p, nil

@@ -33,12 +33,23 @@ func TestProfiles(t *testing.T) {
 		t.Errorf("flaky profile is not more tolerant than lan: %+v", flaky)
 	}
 
+	// Stall grace: only where stalls are expected; lan keeps issue-3's freeze bound.
+	wan, _ := ProfileByName(ProfileWAN)
+	if lan.StallGrace != 0 || flaky.StallGrace != 20*time.Second || wan.StallGrace != 20*time.Second {
+		t.Errorf("stall grace lan %s, flaky %s, wan %s", lan.StallGrace, flaky.StallGrace, wan.StallGrace)
+	}
+	// wan detects a vanished member in about probe interval + 8 s, ahead of a
+	// 20 s central heartbeat, with a probe timeout for RTTs near a second.
+	if got := wan.MinSuspicionTimeout(5); got != 8*time.Second || wan.ProbeTimeout < time.Second || wan.ProbeTimeout >= wan.ProbeInterval {
+		t.Errorf("wan: MinSuspicionTimeout(5) = %s, probe timeout %s, interval %s", got, wan.ProbeTimeout, wan.ProbeInterval)
+	}
+
 	c := memberlist.DefaultLANConfig()
 	local, _ := ProfileByName(ProfileLocal)
 	local.Apply(c)
 	want := memberlist.DefaultLocalConfig()
 	if c.ProbeTimeout != want.ProbeTimeout || c.GossipInterval != want.GossipInterval || c.TCPTimeout != want.TCPTimeout ||
-		c.DeadNodeReclaimTime != local.DeadNodeReclaimTime {
+		c.DeadNodeReclaimTime != local.DeadNodeReclaimTime || c.IndirectChecks != 3 {
 		t.Errorf("Apply(local) gave %+v", c)
 	}
 	// lan: 4 * max(1, log10(3)) * 1s = 4s for 3 members; 4 * log10(100) = 8s for 100.

@@ -43,6 +43,9 @@ type Config struct {
 	// DefaultMachine, when set, is the machine id nodes without a deploy section go to
 	// (instead of the coordinator's own machine); start fails if no daemon runs there.
 	DefaultMachine string
+	// OneMachine places every node on the single connected daemon, whatever its deploy
+	// section asks (doractl run: the whole dataflow on this machine).
+	OneMachine bool
 	// DataDir holds the store (coordinator.db); "" keeps everything in memory.
 	DataDir string
 
@@ -101,6 +104,8 @@ func DefaultConfig() *Config {
 		Machine: host,
 		// Nodes without a deploy section go to the coordinator's machine.
 		DefaultMachine: "",
+		// Deploy sections are honoured.
+		OneMachine: false,
 		// The XDG state folder, so a restarted coordinator remembers its dataflows.
 		DataDir: defaultDataDir(),
 		// dora 0.4's grace period.

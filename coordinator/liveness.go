@@ -33,7 +33,12 @@ func newLiveness(cfg *Config, controlAddr string, check func(ctx context.Context
 	dc.ControlCheck = check
 	dc.Logger = cfg.Logger.Named("detector")
 	if cfg.Gossip {
-		ring, err := createRing(cfg, controlAddr)
+		prof, err := cluster.ResolveProfile(cfg.Profile, cfg.GossipOverrides)
+		if err != nil {
+			return nil, fmt.Errorf("gossip profile: %w", err)
+		}
+		dc.StallGrace = prof.StallGrace
+		ring, err := createRing(cfg, prof, controlAddr)
 		if err != nil {
 			return nil, err
 		}
@@ -48,11 +53,7 @@ func newLiveness(cfg *Config, controlAddr string, check func(ctx context.Context
 }
 
 // createRing joins the coordinator to the gossip ring; daemons join it here.
-func createRing(cfg *Config, controlAddr string) (*cluster.Ring, error) {
-	prof, err := cluster.ResolveProfile(cfg.Profile, cfg.GossipOverrides)
-	if err != nil {
-		return nil, fmt.Errorf("gossip profile: %w", err)
-	}
+func createRing(cfg *Config, prof cluster.Profile, controlAddr string) (*cluster.Ring, error) {
 	rc := cluster.DefaultConfig()
 	rc.Name = cfg.Name
 	rc.BindAddr = cfg.GossipBindAddr

@@ -26,6 +26,8 @@ var errNoDaemon = errors.New("no daemon connected")
 //     the coordinator's machine such a node is an error: an arbitrary choice would put it
 //     on whichever robot sorts first.
 //
+// With Config.OneMachine and a single daemon, every node goes there.
+//
 // Nothing is spawned when any node cannot be placed: the error names every such node and
 // lists the machines that exist.
 func (s *Server) place(desc *dataflow.Descriptor) (map[string]*session, error) {
@@ -34,6 +36,12 @@ func (s *Server) place(desc *dataflow.Descriptor) (map[string]*session, error) {
 		return nil, errNoDaemon
 	}
 	out := make(map[string]*session, len(desc.Nodes))
+	if s.cfg.OneMachine && len(cands) == 1 {
+		for _, n := range desc.Nodes {
+			out[n.ID] = cands[0]
+		}
+		return out, nil
+	}
 	var problems []string
 	for _, n := range desc.Nodes {
 		dep := n.Deploy

@@ -28,6 +28,18 @@ type DetectorConfig struct {
 	ProbeInterval time.Duration
 	// DialTimeout bounds the reachability dial of a control port.
 	DialTimeout time.Duration
+	// StallGrace is how long a member that gossip declared dead may stay
+	// suspect while it answers nothing (no control-link answer, no gossip
+	// ping) but its control port still accepts connections: its host's
+	// kernel answers, so the process exists but does not run (stopped,
+	// starved, swapping). It counts from when the member was last heard. 0
+	// confirms such a member dead with gossip. A port that refuses
+	// connections (process gone) or does not answer (host gone or cut off)
+	// confirms the death at once either way.
+	StallGrace time.Duration
+	// DialPort replaces the TCP dial of a control port (see DialTimeout); it
+	// returns nil if something accepts connections there. Optional.
+	DialPort func(ctx context.Context, addr string) error
 	// ControlCheck asks the member something over the control link and
 	// returns nil if it answered; it must return when ctx is done. Optional.
 	ControlCheck func(ctx context.Context, name string) error
@@ -58,6 +70,10 @@ func DefaultDetectorConfig() DetectorConfig {
 		// A refused connection answers in about a millisecond; a live port
 		// on a LAN well under this.
 		DialTimeout: 300 * time.Millisecond,
+		// A frozen process is dead with gossip (the lan profile's choice).
+		StallGrace: 0,
+		// A real TCP dial.
+		DialPort: nil,
 		// No control-link check: confirmation relies on the port dial.
 		ControlCheck: nil,
 		// No active probe.
@@ -291,7 +307,7 @@ func (d *Detector) GossipGone(name string, leaving bool) {
 		return
 	}
 	m.gossipGone = true
-	if m.linkDown {
+	if m.linkDown && d.cfg.StallGrace <= 0 {
 		d.setVerdict(m, Dead, fmt.Sprintf("gossip: declared dead by memberlist; control link: down (%s)", m.linkCause))
 		return
 	}
@@ -317,7 +333,7 @@ func (d *Detector) LinkDown(name string, err error) {
 	}
 	m.linkDown, m.linkCause = true, cause
 	m.linkGen++
-	if m.gossipGone {
+	if m.gossipGone && d.cfg.StallGrace <= 0 {
 		d.setVerdict(m, Dead, fmt.Sprintf("gossip: declared dead by memberlist; control link: down (%s)", cause))
 		return
 	}
@@ -464,27 +480,36 @@ func (d *Detector) startConfirm(m *member) {
 	m.confirming = true
 	name, gen, addr := m.name, m.gen, m.controlAddr
 	d.async(func(ctx context.Context) {
-		dead, reason := d.confirm(ctx, name, addr)
-		d.applyConfirm(name, gen, dead, reason)
+		out, reason := d.confirm(ctx, name, addr)
+		d.applyConfirm(name, gen, out, reason)
 	})
 }
 
-func (d *Detector) applyConfirm(name string, gen uint64, dead bool, reason string) {
+func (d *Detector) applyConfirm(name string, gen uint64, out confirmOutcome, reason string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	m, ok := d.members[name]
 	if !ok || m.gen != gen {
 		return
 	}
+	now := d.cfg.Now()
 	m.confirming = false
-	m.lastConfirm = d.cfg.Now()
+	m.lastConfirm = now
 	d.confirmations++
 	if m.state.Verdict.Gone() || !m.gossipGone {
 		return
 	}
-	if dead {
+	switch out {
+	case confirmedDead:
 		d.setVerdict(m, Dead, reason)
 		return
+	case confirmedFrozen:
+		quiet := now.Sub(m.lastHeard).Round(100 * time.Millisecond)
+		if quiet >= d.cfg.StallGrace {
+			d.setVerdict(m, Dead, fmt.Sprintf("frozen: unheard for %s (stall grace %s) while its port accepts connections (%s)", quiet, d.cfg.StallGrace, reason))
+			return
+		}
+		reason = fmt.Sprintf("frozen or starved: unheard for %s while its port accepts connections, dead at %s unless it answers (%s)", quiet, d.cfg.StallGrace, reason)
 	}
 	m.gossipNote = reason
 	d.refresh(m, false, "")
@@ -605,11 +630,21 @@ type checkResult struct {
 	life bool // from a control-link check or ping, not the port dial
 }
 
+// confirmOutcome is what a confirmation found.
+type confirmOutcome int
+
+const (
+	confirmedAlive  confirmOutcome = iota // something answered: the gossip death is not confirmed
+	confirmedDead                         // nothing answered, or the port refuses connections
+	confirmedFrozen                       // nothing answered but the port accepts connections (StallGrace > 0)
+)
+
 // confirm tries the member's control link, its gossip ping and its control
 // port for up to ConfirmProbeTimeout after gossip declared it gone. It
 // reports dead if the port refuses connections, or if nothing that was tried
-// answered.
-func (d *Detector) confirm(ctx context.Context, name, addr string) (dead bool, reason string) {
+// answered; with a StallGrace, nothing answering while the port accepts
+// connections is frozen instead.
+func (d *Detector) confirm(ctx context.Context, name, addr string) (confirmOutcome, string) {
 	const prefix = "gossip: declared dead by memberlist"
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.ConfirmProbeTimeout)
 	defer cancel()
@@ -634,9 +669,11 @@ func (d *Detector) confirm(ctx context.Context, name, addr string) (dead bool, r
 	}
 	// Without a control-link check or ping, a port that accepts
 	// connections is the only sign of life; with them, the port can only
-	// prove death, so their failure is enough.
+	// prove death, or (with a stall grace) that the host still answers, so
+	// their failure is enough unless the port result is wanted.
 	lifeChecks := n
 	portIsLife := n == 0
+	wantPort := d.cfg.StallGrace > 0 && addr != ""
 	if addr != "" {
 		n++
 		go func() {
@@ -652,40 +689,46 @@ func (d *Detector) confirm(ctx context.Context, name, addr string) (dead bool, r
 		}()
 	}
 	if n == 0 {
-		return true, prefix + "; no control link or control address to check"
+		return confirmedDead, prefix + "; no control link or control address to check"
 	}
 	var notes []string
 	lifeFailed := 0
+	reachable, portDone := false, false
 	for range n {
 		var r checkResult
 		select {
 		case r = <-results:
 		case <-d.ctx.Done():
-			return false, prefix + ", confirmation interrupted"
+			return confirmedAlive, prefix + ", confirmation interrupted"
 		}
 		switch r.kind {
 		case checkRefused:
-			return true, prefix + "; " + r.note
+			return confirmedDead, prefix + "; " + r.note
 		case checkAnswered:
-			return false, prefix + ", but " + r.note
+			return confirmedAlive, prefix + ", but " + r.note
 		case checkReachable:
 			if portIsLife {
-				return false, prefix + ", but " + r.note
+				return confirmedAlive, prefix + ", but " + r.note
 			}
+			reachable, portDone = true, true
 			notes = append(notes, r.note)
 		case checkFailed:
 			notes = append(notes, r.note)
 			if r.life {
 				lifeFailed++
+			} else {
+				portDone = true
 			}
-			if lifeChecks > 0 && lifeFailed == lifeChecks {
-				slices.Sort(notes)
-				return true, prefix + "; " + strings.Join(notes, "; ")
-			}
+		}
+		if lifeChecks > 0 && lifeFailed == lifeChecks && (!wantPort || portDone) {
+			break
 		}
 	}
 	slices.Sort(notes)
-	return true, prefix + "; " + strings.Join(notes, "; ")
+	if reachable && wantPort {
+		return confirmedFrozen, prefix + "; " + strings.Join(notes, "; ")
+	}
+	return confirmedDead, prefix + "; " + strings.Join(notes, "; ")
 }
 
 // describe turns a check error into a reason fragment.

@@ -489,3 +489,96 @@ func TestHeartbeatDetector(t *testing.T) {
 		t.Fatalf("States() = %v", h.States())
 	}
 }
+
+// frozenDetector is a detector with a stall grace whose control link never answers, on a
+// fake clock.
+func frozenDetector(t *testing.T, clock *fakeClock, dialPort func(ctx context.Context, addr string) error) *Detector {
+	t.Helper()
+	return newTestDetector(t, DetectorConfig{
+		StallGrace:          10 * time.Second,
+		ProbeInterval:       10 * time.Millisecond,
+		ConfirmProbeTimeout: 100 * time.Millisecond,
+		ControlCheck:        func(ctx context.Context, name string) error { return errors.New("no answer") },
+		DialPort:            dialPort,
+		Now:                 clock.Now,
+	})
+}
+
+func waitConfirmations(t *testing.T, d *Detector, n int) {
+	t.Helper()
+	testutil.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		if c, _ := d.counters(); c < n {
+			return fmt.Errorf("%d confirmations, want %d", c, n)
+		}
+		return nil
+	})
+}
+
+func TestStallGraceKeepsFrozenMemberSuspect(t *testing.T) {
+	clock := newFakeClock()
+	d := frozenDetector(t, clock, nil)
+	d.GossipJoin("daemon-a", acceptingAddr(t))
+	p := addPending(t, d, "daemon-a", "stop")
+	clock.Advance(4 * time.Second) // unheard since the join
+	d.GossipGone("daemon-a", false)
+	waitConfirmations(t, d, 1)
+	expectVerdict(t, d, "daemon-a", Suspect, "accepts connections", "frozen or starved: unheard for 4s while its port accepts connections, dead at 10s unless it answers")
+	expectNotDone(t, p)
+
+	// The link closing meanwhile (idle timeout) is no proof either: the port still accepts.
+	d.LinkDown("daemon-a", errors.New("idle timeout"))
+	testutil.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		if _, lc := d.counters(); lc < 1 {
+			return errors.New("link check not finished")
+		}
+		return nil
+	})
+	expectVerdict(t, d, "daemon-a", Suspect)
+	expectNotDone(t, p)
+
+	clock.Advance(7 * time.Second) // 11 s unheard: past the grace; the sweep re-confirms
+	de := expectFailedWithin(t, p, 2*time.Second)
+	if !strings.Contains(de.Reason, "frozen: unheard for 11s (stall grace 10s) while its port accepts connections") {
+		t.Fatalf("reason %q", de.Reason)
+	}
+	expectVerdict(t, d, "daemon-a", Dead, "accepts connections")
+}
+
+func TestStallGraceFrozenMemberThatThawsIsAlive(t *testing.T) {
+	clock := newFakeClock()
+	d := frozenDetector(t, clock, nil)
+	d.GossipJoin("daemon-a", acceptingAddr(t))
+	p := addPending(t, d, "daemon-a", "stop")
+	d.GossipGone("daemon-a", false)
+	waitConfirmations(t, d, 1)
+	expectVerdict(t, d, "daemon-a", Suspect, "frozen or starved")
+	clock.Advance(8 * time.Second)
+	d.GossipJoin("daemon-a", "") // refuted after the thaw
+	expectVerdict(t, d, "daemon-a", Alive, "refuted")
+	expectNotDone(t, p)
+}
+
+func TestStallGraceDoesNotDelayProvenDeaths(t *testing.T) {
+	clock := newFakeClock()
+	unreachable := func(ctx context.Context, addr string) error {
+		<-ctx.Done()
+		return fmt.Errorf("dial %s: %w", addr, ctx.Err())
+	}
+	for _, tc := range []struct {
+		name, addr string
+		dial       func(ctx context.Context, addr string) error
+		reason     string
+	}{
+		{"crashed", refusingAddr(t), nil, "refuses connections"},
+		{"vanished", "192.0.2.1:7000", unreachable, "no answer for"},
+	} {
+		d := frozenDetector(t, clock, tc.dial)
+		d.GossipJoin(tc.name, tc.addr)
+		p := addPending(t, d, tc.name, "stop")
+		d.GossipGone(tc.name, false)
+		de := expectFailedWithin(t, p, 2*time.Second)
+		if !strings.Contains(de.Reason, tc.reason) {
+			t.Fatalf("%s: reason %q, want %q", tc.name, de.Reason, tc.reason)
+		}
+	}
+}

@@ -12,6 +12,9 @@ import (
 func (d *Detector) dial(ctx context.Context, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.DialTimeout)
 	defer cancel()
+	if d.cfg.DialPort != nil {
+		return d.cfg.DialPort(ctx, addr)
+	}
 	var dialer net.Dialer
 	c, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {

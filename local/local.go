@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -73,6 +75,10 @@ type Event struct {
 	Force bool
 	// NodeAddr and LogDir are set for EventStarted.
 	NodeAddr, LogDir string
+	// Ignored lists, for EventStarted, the deploy sections that were not followed since
+	// every node runs here, one entry per machine or label set, e.g.
+	// `machine robot-a (nodes camera, lidar)`.
+	Ignored []string
 }
 
 // EventKind says what an Event reports.
@@ -94,7 +100,8 @@ func Run(ctx context.Context, cfg Config) (proto.Dataflow, error) {
 	if err != nil {
 		return proto.Dataflow{}, fmt.Errorf("read dataflow: %w", err)
 	}
-	if _, err := dataflow.Parse(text, cfg.Path); err != nil {
+	desc, err := dataflow.Parse(text, cfg.Path)
+	if err != nil {
 		return proto.Dataflow{}, err
 	}
 	abs, err := filepath.Abs(cfg.Path)
@@ -120,6 +127,7 @@ func Run(ctx context.Context, cfg Config) (proto.Dataflow, error) {
 		Gossip:       false,
 		Name:         "coordinator",
 		Machine:      Machine,
+		OneMachine:   true,
 		DataDir:      "",
 		DefaultGrace: cfg.Grace,
 		Logger:       log.Named("coordinator"),
@@ -206,7 +214,7 @@ func Run(ctx context.Context, cfg Config) (proto.Dataflow, error) {
 		}
 	}
 	emit(Event{Kind: EventStarted, Dataflow: df, NodeAddr: d.NodeListenAddr(),
-		LogDir: filepath.Join(d.StateDir(), "dataflows", rep.ID)})
+		LogDir: filepath.Join(d.StateDir(), "dataflows", rep.ID), Ignored: ignoredDeploys(desc)})
 
 	df, err = await(ctx, srv, rep.ID, cfg, force, emit, log)
 	if err != nil {
@@ -304,4 +312,42 @@ func waitGroup(wg *sync.WaitGroup, timeout time.Duration) bool {
 	case <-time.After(timeout):
 		return false
 	}
+}
+
+// ignoredDeploys describes the deploy sections of desc that name a machine or labels, one
+// entry per distinct target with its nodes, in node order.
+func ignoredDeploys(desc *dataflow.Descriptor) []string {
+	var order []string
+	nodes := map[string][]string{}
+	for _, n := range desc.Nodes {
+		dep := n.Deploy
+		if dep.Machine == "" && len(dep.Labels) == 0 {
+			dep = desc.Deploy
+		}
+		var parts []string
+		if dep.Machine != "" {
+			parts = append(parts, "machine "+dep.Machine)
+		}
+		if len(dep.Labels) > 0 {
+			labels := make([]string, 0, len(dep.Labels))
+			for k, v := range dep.Labels {
+				labels = append(labels, k+"="+v)
+			}
+			slices.Sort(labels)
+			parts = append(parts, "labels "+strings.Join(labels, ","))
+		}
+		if len(parts) == 0 {
+			continue
+		}
+		key := strings.Join(parts, " ")
+		if _, ok := nodes[key]; !ok {
+			order = append(order, key)
+		}
+		nodes[key] = append(nodes[key], n.ID)
+	}
+	out := make([]string, len(order))
+	for i, k := range order {
+		out[i] = fmt.Sprintf("%s (nodes %s)", k, strings.Join(nodes[k], ", "))
+	}
+	return out
 }

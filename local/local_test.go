@@ -194,3 +194,55 @@ func TestRunBadDescriptor(t *testing.T) {
 		t.Fatal("no error for an invalid descriptor")
 	}
 }
+
+// A descriptor written for several machines runs whole on this one; the start event says
+// which deploy sections were not followed.
+func TestRunIgnoresDeploy(t *testing.T) {
+	cfg := testConfig(t, `deploy:
+  machine: robot-base
+nodes:
+  - id: camera
+    path: shell
+    args: echo camera
+    deploy:
+      machine: robot-a
+  - id: lidar
+    path: shell
+    args: echo lidar
+    _unstable_deploy:
+      machine: robot-a
+  - id: planner
+    path: shell
+    args: echo planner
+    deploy:
+      labels:
+        gpu: "true"
+  - id: logger
+    path: shell
+    args: echo logger
+`)
+	var ignored []string
+	cfg.Events = func(ev Event) {
+		if ev.Kind == EventStarted {
+			ignored = ev.Ignored
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	df, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if df.Status != proto.DataflowFinished {
+		t.Fatalf("status %s (%s), want finished", df.Status, df.Reason)
+	}
+	for _, n := range df.Nodes {
+		if n.Status != proto.NodeFinished || n.Machine != Machine {
+			t.Errorf("node %s: %s on %q, want finished on %q", n.ID, n.Status, n.Machine, Machine)
+		}
+	}
+	want := []string{"machine robot-a (nodes camera, lidar)", "labels gpu=true (nodes planner)", "machine robot-base (nodes logger)"}
+	if strings.Join(ignored, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("ignored deploys %q, want %q", ignored, want)
+	}
+}

@@ -17,11 +17,11 @@ func TestConfigFileGossipOverrides(t *testing.T) {
 		}
 		return p
 	}
-	fc, err := readConfigFile(write("ok.yml", "gossip:\n  probe_interval: 2s\n  suspicion_mult: 6\n  indirect_checks: 5\n  probe_timeout: 800ms\n"))
+	fc, err := readConfigFile(write("ok.yml", "gossip:\n  probe_interval: 2s\n  suspicion_mult: 6\n  indirect_checks: 5\n  probe_timeout: 800ms\n  stall_grace: 30s\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := fc.Gossip; g.ProbeInterval != 2*time.Second || g.SuspicionMult != 6 || g.IndirectChecks != 5 || g.ProbeTimeout != 800*time.Millisecond {
+	if g := fc.Gossip; g.ProbeInterval != 2*time.Second || g.SuspicionMult != 6 || g.IndirectChecks != 5 || g.ProbeTimeout != 800*time.Millisecond || g.StallGrace != 30*time.Second {
 		t.Fatalf("parsed %+v", g)
 	}
 	if fc, err := readConfigFile(write("empty.yml", "")); err != nil || !fc.Gossip.IsZero() {

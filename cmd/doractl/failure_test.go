@@ -671,3 +671,71 @@ func TestStallAboveToleranceLostNodeStaysLost(t *testing.T) {
 	}
 	e.mustRun("destroy", "--grace-duration", "1s")
 }
+
+// A 14 s freeze on the flaky profile: gossip declares the daemon dead after about 8 s,
+// but its port still accepts connections (the kernel answers for a stopped process), so
+// the coordinator keeps it suspect ("frozen or starved") within the profile's 20 s stall
+// grace. It is never confirmed dead, its nodes are never lost, and after the thaw it is
+// alive again and a stop is clean.
+func TestStallGraceFlaky(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t)
+	df := e.writeDataflow("stall.yml", stubbornDataflow)
+	e.up("--profile", "flaky")
+	name := "daemon-" + machineIDs(1)[0]
+	e.mustRun("start", df, "--name", "stall", "--detach")
+	e.waitRunning("stall", 3, 30*time.Second)
+	// Freeze only once the nodes are registered: a node whose registration outlasts its
+	// 10 s timeout exits, which is not what this test is about.
+	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if r := e.run("logs", "stall", "cooperative", "--tail", "1"); !strings.Contains(r.stdout, "sink received message") {
+			return fmt.Errorf("cooperative has received nothing yet: %s", r)
+		}
+		return nil
+	})
+
+	w := e.watchVerdicts(name)
+	const freeze = 14 * time.Second
+	frozenAt := time.Now()
+	e.signal(name, syscall.SIGSTOP)
+	testutil.CheckFor(t, freeze, 100*time.Millisecond, func() error {
+		m, _ := e.member(name)
+		if m.Status == proto.MemberDead {
+			t.Fatalf("frozen daemon confirmed dead within the stall grace: %+v", m)
+		}
+		if m.Status != proto.MemberSuspect || !strings.Contains(m.Reason, "frozen or starved") {
+			return fmt.Errorf("member %s is %s (%s)", name, m.Status, m.Reason)
+		}
+		return nil
+	})
+	m, _ := e.member(name)
+	t.Logf("%s after the SIGSTOP: %s (%s)", time.Since(frozenAt).Round(time.Millisecond), m.Status, m.Reason)
+	if wait := freeze - time.Since(frozenAt); wait > 0 {
+		time.Sleep(wait) // the rest of the freeze
+	}
+	e.signal(name, syscall.SIGCONT)
+	thawed := time.Now()
+	testutil.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+		if m, _ := e.member(name); m.Status != proto.MemberAlive {
+			return fmt.Errorf("member %s is %s (%s)", name, m.Status, m.Reason)
+		}
+		return nil
+	})
+	t.Logf("SIGCONT -> alive again in %s", time.Since(thawed).Round(time.Millisecond))
+	w.end()
+	for _, v := range w.seen() {
+		if strings.HasPrefix(v, name+" dead ") || strings.HasPrefix(v, name+" left ") {
+			t.Fatalf("a %s freeze within the stall grace gave a death verdict: %s", freeze, v)
+		}
+	}
+	rep, r, _ := e.stopJSON("stall", "--grace-duration", "1s")
+	if r.code != 0 || rep.Status != proto.DataflowFinished {
+		t.Fatalf("stop after the thaw: %s", r)
+	}
+	for _, n := range rep.Nodes {
+		if n.Status == proto.NodeLost {
+			t.Fatalf("node %s lost across a stall within the grace: %+v", n.ID, n)
+		}
+	}
+	e.mustRun("destroy", "--grace-duration", "1s")
+}

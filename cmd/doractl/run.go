@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,7 +33,8 @@ func newRunCmd() *cobra.Command {
 		Long: `Run a dataflow with an in-process coordinator and daemon: the cluster's code, without a
 cluster. Nothing listens on the network except the dynamic-node listener (--node-addr,
 loopback), so dynamic nodes connect exactly as they do to a cluster daemon; the run waits
-for them.
+for them. Every node runs on this machine: deploy sections (machine, labels) are not
+followed, and a note says which were not.
 
 Node output streams to stdout, each line prefixed with the node id (coloured on a
 terminal); --quiet hides it. The node log files are kept in --state-dir/run/.
@@ -115,6 +117,9 @@ func printRunEvent(w io.Writer, ev local.Event, grace time.Duration) {
 	case local.EventStarted:
 		fmt.Fprintf(w, "dataflow %s (%s) running; Ctrl-C to stop it\n", ev.Dataflow.Name, ev.Dataflow.ID)
 		fmt.Fprintf(w, "dynamic nodes connect to %s; node logs in %s\n", ev.NodeAddr, ev.LogDir)
+		if len(ev.Ignored) > 0 {
+			fmt.Fprintf(w, "note: every node runs on this machine; deploy sections not followed: %s\n", strings.Join(ev.Ignored, "; "))
+		}
 	case local.EventStopping:
 		if ev.Force {
 			fmt.Fprintln(w, "forcing stop (killing every node)...")

@@ -4,7 +4,8 @@
 // into the measured section of docs/failure-model.md: the time from kill -9 of a daemon
 // to the answer of a pending `doractl stop` that waits on a stubborn node there; the time
 // from SIGSTOP of a daemon to its dead verdict in `doractl members -o json`; and, for
-// stalls of 1 to 6 s (SIGSTOP, then SIGCONT), whether any dead verdict appeared.
+// stalls of 1 to 6 s (6 to 18 s on profiles with a stall grace; SIGSTOP, then SIGCONT),
+// whether any dead verdict appeared.
 //
 //	go run ./bench/cmd/failurereport -out docs/failure-model.md
 package main
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/doractl/doractl/bench/internal/markdown"
+	"github.com/doractl/doractl/cluster"
 )
 
 // options are the command line flags.
@@ -35,6 +37,7 @@ type options struct {
 	freezeTrials   int
 	stallTrials    int
 	stalls         string
+	graceStalls    string
 	wanCrashTrials int
 	wanFreeze      int
 	command        string
@@ -49,8 +52,9 @@ func main() {
 	flag.IntVar(&o.freezeTrials, "freeze-trials", 10, "SIGSTOP-until-dead trials per profile")
 	flag.IntVar(&o.stallTrials, "stall-trials", 3, "trials per stall length")
 	flag.StringVar(&o.stalls, "stalls", "1s,2s,3s,4s,5s,6s", "stall lengths (SIGSTOP then SIGCONT)")
+	flag.StringVar(&o.graceStalls, "grace-stalls", "6s,10s,15s,18s", "stall lengths on profiles with a stall grace (flaky, wan)")
 	flag.IntVar(&o.wanCrashTrials, "wan-crash-trials", 5, "kill -9 trials on the wan profile")
-	flag.IntVar(&o.wanFreeze, "wan-freeze-trials", 0, "SIGSTOP trials on the wan profile (0: skip freeze and stall on wan)")
+	flag.IntVar(&o.wanFreeze, "wan-freeze-trials", 5, "SIGSTOP trials on the wan profile (0: skip freeze and stall on wan)")
 	flag.StringVar(&o.command, "command", "make bench-failure", "reproducing command printed in the report")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -73,31 +77,49 @@ type plan struct {
 }
 
 func plans(o *options) ([]plan, error) {
-	var stalls []time.Duration
-	for _, s := range strings.Split(o.stalls, ",") {
-		d, err := time.ParseDuration(strings.TrimSpace(s))
-		if err != nil {
-			return nil, fmt.Errorf("-stalls %q: %w", o.stalls, err)
-		}
-		stalls = append(stalls, d)
+	stalls, err := parseDurations("-stalls", o.stalls)
+	if err != nil {
+		return nil, err
+	}
+	graceStalls, err := parseDurations("-grace-stalls", o.graceStalls)
+	if err != nil {
+		return nil, err
 	}
 	var out []plan
 	for _, p := range strings.Split(o.profiles, ",") {
 		p = strings.TrimSpace(p)
+		prof, err := cluster.ProfileByName(p)
+		if err != nil {
+			return nil, err
+		}
 		pl := plan{profile: p, crashTrials: o.crashTrials, freezeTrials: o.freezeTrials,
 			stallTrials: o.stallTrials, stalls: stalls, freezeWithin: 60 * time.Second}
-		if p == "wan" {
+		if prof.StallGrace > 0 {
+			// A frozen daemon lives for the grace: shorter stalls would prove nothing.
+			pl.stalls = graceStalls
+		}
+		if p == cluster.ProfileWAN {
 			pl.crashTrials = o.wanCrashTrials
 			pl.freezeTrials = o.wanFreeze
 			pl.freezeWithin = 3 * time.Minute
-			pl.stallTrials = 0
 			if o.wanFreeze == 0 {
-				pl.skip = "a wan freeze takes about 40 s per trial (suspicion timeout 6 × 5 s probe interval, plus probe rounds), too slow for a 10-minute run; run with -profiles wan -wan-freeze-trials N to measure it"
-			} else {
-				pl.skip = "stalls are not measured on wan: every stall of 1–6 s is far below its 30 s suspicion timeout"
+				pl.stallTrials = 0
+				pl.skip = "wan freeze and stall trials skipped (-wan-freeze-trials 0)"
 			}
 		}
 		out = append(out, pl)
+	}
+	return out, nil
+}
+
+func parseDurations(flagName, list string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, s := range strings.Split(list, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", flagName, list, err)
+		}
+		out = append(out, d)
 	}
 	return out, nil
 }

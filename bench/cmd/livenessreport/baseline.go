@@ -172,7 +172,7 @@ func (r *hbRing) close() {
 // daemons: after a random warm-up of 2-3 intervals a random daemon stops beating; the
 // latency is from then to the dead verdict.
 func runBaselineCrash(ctx context.Context, n, trials int) *crashResult {
-	res := &crashResult{detector: "heartbeat", profile: "dora 5 s / 20 s", n: n, trials: trials}
+	res := &crashResult{detector: "heartbeat", fault: "either", profile: "dora 5 s / 20 s", n: n, trials: trials}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for t := range trials {

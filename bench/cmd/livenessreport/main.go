@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/doractl/doractl/bench/internal/markdown"
+	"github.com/doractl/doractl/cluster"
 )
 
 // options are the command line flags.
@@ -41,7 +42,22 @@ type options struct {
 	stallRecover time.Duration
 	loadWindow   time.Duration
 	loadSizes    string
+	phases       string
+	lossRates    string
+	rates        []float64 // parsed lossRates
+	profiles     string
+	section      string
 	quick        bool
+}
+
+// has reports whether phase is among the -phases to run.
+func (o *options) has(phase string) bool {
+	for _, p := range strings.Split(o.phases, ",") {
+		if strings.TrimSpace(p) == phase {
+			return true
+		}
+	}
+	return false
 }
 
 func main() {
@@ -55,6 +71,10 @@ func main() {
 	flag.DurationVar(&o.stallRecover, "stall-recover", 20*time.Second, "observation time after each stall ends")
 	flag.DurationVar(&o.loadWindow, "load-window", 30*time.Second, "measurement window of the gossip load")
 	flag.StringVar(&o.loadSizes, "load-sizes", "10,50,200", "ring sizes of the gossip load")
+	flag.StringVar(&o.phases, "phases", "crash,false,load", "phases to run: crash (latency), false (false deaths under loss and stalls), load (gossip load)")
+	flag.StringVar(&o.lossRates, "loss-rates", "0,0.1,0.2,0.3", "per-transport drop probabilities of the loss conditions")
+	flag.StringVar(&o.profiles, "profiles", "lan,local,flaky,wan", "SWIM profiles to measure")
+	flag.StringVar(&o.section, "section", sectionName, "name of the section's markers in the output file (a partial run writes its own section)")
 	flag.BoolVar(&o.quick, "quick", false, "a short smoke run (not figures)")
 	flag.Parse()
 	if o.quick {
@@ -75,18 +95,32 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
+	if o.rates, err = parseRates(o.lossRates); err != nil {
+		return err
+	}
+	profiles := strings.Split(o.profiles, ",")
+	for _, p := range profiles {
+		if _, err := cluster.ProfileByName(p); err != nil {
+			return err
+		}
+	}
 	rep := &report{
 		command: o.command, date: time.Now(), cpus: runtime.NumCPU(), goVersion: runtime.Version(),
-		loadBefore: markdown.LoadAverage(), opts: *o,
+		loadBefore: markdown.LoadAverage(), opts: *o, args: os.Args[1:],
 	}
 	start := time.Now()
 
 	// Phase 1: crash detection latency. Every (detector, profile, N) is its own ring on its
 	// own loopback IPs, run at the same time as the others.
-	markdown.Progress("crash latency: %d trials per profile and N (wan: %d)", o.trials, o.wanTrials)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, p := range []string{"lan", "local", "flaky", "wan"} {
+	if o.has("crash") {
+		markdown.Progress("crash latency: %d trials per profile, fault and N (wan: %d)", o.trials, o.wanTrials)
+	}
+	for _, p := range profiles {
+		if !o.has("crash") {
+			break
+		}
 		trials := o.trials
 		if p == "wan" {
 			trials = o.wanTrials
@@ -103,6 +137,9 @@ func run(ctx context.Context, o *options) error {
 		}
 	}
 	for _, n := range []int{3, 5, 10} {
+		if !o.has("crash") {
+			break
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -119,9 +156,15 @@ func run(ctx context.Context, o *options) error {
 	}
 
 	// Phase 2: false deaths under loss and stalls, N = 5, every condition at once.
-	markdown.Progress("false deaths: loss 0/10/20/30%% for %s each, stalls 3/8/15 s x %d", o.lossDuration, o.stalls)
-	for _, p := range []string{"lan", "local", "flaky"} {
-		for _, loss := range lossRates {
+	falsePhase := o.has("false")
+	if falsePhase {
+		markdown.Progress("false deaths: loss %s for %s each, stalls 3/8/15 s x %d", o.lossRates, o.lossDuration, o.stalls)
+	}
+	for _, p := range profiles {
+		if !falsePhase {
+			break
+		}
+		for _, loss := range o.rates {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -132,6 +175,9 @@ func run(ctx context.Context, o *options) error {
 			}()
 		}
 		for _, d := range stallDurations {
+			if o.stalls == 0 {
+				break
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -142,7 +188,10 @@ func run(ctx context.Context, o *options) error {
 			}()
 		}
 	}
-	for _, loss := range lossRates {
+	for _, loss := range o.rates {
+		if !falsePhase {
+			break
+		}
 		for _, scale := range []int{1, baselineScale} {
 			wg.Add(1)
 			go func() {
@@ -155,6 +204,9 @@ func run(ctx context.Context, o *options) error {
 		}
 	}
 	for _, d := range stallDurations {
+		if !falsePhase || o.stalls == 0 {
+			break
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -171,8 +223,13 @@ func run(ctx context.Context, o *options) error {
 	}
 
 	// Phase 3: gossip load, alone (it is the heaviest phase).
-	markdown.Progress("gossip load: N = %s, %s window", o.loadSizes, o.loadWindow)
+	if o.has("load") {
+		markdown.Progress("gossip load: N = %s, %s window", o.loadSizes, o.loadWindow)
+	}
 	for _, n := range sizes {
+		if !o.has("load") {
+			break
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -196,11 +253,20 @@ func run(ctx context.Context, o *options) error {
 	return nil
 }
 
-// Fault conditions of phase 2.
-var (
-	lossRates      = []float64{0, 0.10, 0.20, 0.30}
-	stallDurations = []time.Duration{3 * time.Second, 8 * time.Second, 15 * time.Second}
-)
+// stallDurations are the stall conditions of phase 2 (the loss rates come from -loss-rates).
+var stallDurations = []time.Duration{3 * time.Second, 8 * time.Second, 15 * time.Second}
+
+func parseRates(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		var p float64
+		if _, err := fmt.Sscanf(strings.TrimSpace(f), "%g", &p); err != nil || p < 0 || p >= 1 {
+			return nil, fmt.Errorf("loss rate %q: want a probability in [0, 1)", f)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
 
 func parseSizes(s string) ([]int, error) {
 	var out []int

@@ -34,6 +34,7 @@ type report struct {
 	loadAfter      string
 	wall           time.Duration
 	opts           options
+	args           []string // the command line flags
 
 	crash []*crashResult
 	loss  []*lossResult
@@ -55,7 +56,7 @@ func detOrder(d string) int {
 
 func (r *report) sort() {
 	slices.SortFunc(r.crash, func(a, b *crashResult) int {
-		return cmp.Or(cmp.Compare(detOrder(a.detector), detOrder(b.detector)),
+		return cmp.Or(cmp.Compare(detOrder(a.detector), detOrder(b.detector)), strings.Compare(b.fault, a.fault),
 			cmp.Compare(profileOrder[a.profile], profileOrder[b.profile]), cmp.Compare(a.n, b.n))
 	})
 	slices.SortFunc(r.loss, func(a, b *lossResult) int {
@@ -77,14 +78,18 @@ const sectionName = "livenessreport"
 func (r *report) write(path string) error {
 	var b bytes.Buffer
 	r.render(&b)
-	return markdown.WriteSection(path, sectionName, b.String(), "# Benchmarks\n\n")
+	return markdown.WriteSection(path, r.opts.section, b.String(), "# Benchmarks\n\n")
 }
 
 func (r *report) render(b *bytes.Buffer) {
 	o := r.opts
-	fmt.Fprintf(b, "%s\n\n", sectionTitle)
-	fmt.Fprintf(b, "Measured side by side in one run of `%s` (`go run ./bench/cmd/livenessreport -out docs/benchmarks.md`; "+
-		"about %s of wall time), with one fault schedule for both detectors.\n\n", r.command, r.wall.Round(10*time.Second))
+	title := sectionTitle
+	if o.section != sectionName {
+		title += " (" + o.section + ")"
+	}
+	fmt.Fprintf(b, "%s\n\n", title)
+	fmt.Fprintf(b, "Measured side by side in one run of `%s` (`go run ./bench/cmd/livenessreport %s`; "+
+		"about %s of wall time), with one fault schedule for both detectors.\n\n", r.command, strings.Join(r.args, " "), r.wall.Round(10*time.Second))
 	fmt.Fprintf(b, "| date | nproc | Go | load average before | after crash phase | after false-death phase | after load phase |\n"+
 		"| --- | --- | --- | --- | --- | --- | --- |\n| %s | %d | %s | %s | %s | %s | %s |\n\n",
 		r.date.Format("2006-01-02 15:04 MST"), r.cpus, r.goVersion, r.loadBefore, r.loadAfterCrash, r.loadAfterFalse, r.loadAfter)
@@ -106,7 +111,11 @@ func (r *report) render(b *bytes.Buffer) {
 		"between the two members' IPs, keepalive %s, idle timeout %s, reconnect backoff %s–%s, as the daemon session; "+
 		"registration → `LinkUp`, a closed link → `LinkDown`, control port a real listener of the daemon). A dead verdict "+
 		"is `memberlist declared it dead` **and** the control link did not answer within %s (or the link was already "+
-		"down). *Link loss model*: TCP retransmits rather than loses, so each frame written on the link is one segment "+
+		"down), or the port refusing connections; on a profile with a stall grace (`StallGrace`: flaky and wan, 20 s) a "+
+		"member whose port still accepts connections (its host answers, the process does not) stays suspect until it "+
+		"has been unheard for the grace. The port dial goes through the same loss model: its SYN is lost like a "+
+		"segment (a timeout), a vanished member's port never answers, a stalled member's still accepts (the kernel "+
+		"completes the handshake of a stopped process's listening socket). *Link loss model*: TCP retransmits rather than loses, so each frame written on the link is one segment "+
 		"dropped with the same per-packet probability as the members' transports (rolled for the sender's and the "+
 		"receiver's transport, as a gossip packet is) and resent after Linux's minimum RTO, %s, doubling for each "+
 		"further loss of the same segment (after 15 losses TCP gives up on it, as Linux's `tcp_retries2`, and the link "+
@@ -117,10 +126,18 @@ func (r *report) render(b *bytes.Buffer) {
 		"segment costs a full RTO, never a fast retransmit).\n\n",
 		linkKeepAlive, linkIdle, reconnectMin, reconnectMax, checkTimeout, segRTO)
 
-	r.renderCrash(b)
-	r.renderLoss(b, o)
-	r.renderStall(b, o)
-	r.renderLoad(b)
+	if len(r.crash) > 0 {
+		r.renderCrash(b)
+	}
+	if len(r.loss) > 0 {
+		r.renderLoss(b, o)
+	}
+	if len(r.stall) > 0 {
+		r.renderStall(b, o)
+	}
+	if len(r.load) > 0 {
+		r.renderLoad(b)
+	}
 	r.renderTargets(b)
 }
 
@@ -128,28 +145,40 @@ func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
 
 func (r *report) renderCrash(b *bytes.Buffer) {
 	fmt.Fprintf(b, "### Crash detection latency\n\n")
-	fmt.Fprintf(b, "SWIM: a crash is a total drop (`SetDropRate(1)`, UDP and TCP, both ways) plus an endless "+
-		"`Stall` on a random daemon's transport, i.e. a process that neither sends nor answers; it is taken "+
-		"1–2 probe intervals after the ring converged, at a random phase. Latency is from the crash to the "+
-		"coordinator's dead verdict (*SWIM*: memberlist's `MemberLeave`; *doractl verdict*: the detector's confirmed "+
-		"death, same trial, the victim's control link frozen as well — a SIGKILLed process would be proved gone sooner, by "+
-		"its refusing port, see docs/failure-model.md). After each trial the victim is shut down and a fresh member joins, so the ring "+
-		"stays at N (memberlist still counts the dead entry for a while). Heartbeat: each trial is its own "+
-		"detector with N − 1 daemons; a random daemon stops beating 10–15 s after the start. "+
-		"With ≤ 10 trials p99 is the slowest trial (nearest rank).\n\n")
-	markdown.Table(b, "detector", "profile", "N", "trials", "detected", "p50", "p99", "min")
+	fmt.Fprintf(b, "Two faults, each taken 1–2 probe intervals after the ring converged, at a random phase, on a random "+
+		"daemon. Both stall its transport endlessly (`Stall`: nothing in or out), so gossip sees only silence. *%s*: "+
+		"its transport also drops everything (`SetDropRate(1)`, UDP and TCP, both ways), its control link freezes and "+
+		"its control port stops answering (a host that lost power or radio range, or froze). *%s*: the kernel closes the process's sockets, so its control link "+
+		"ends and its port refuses connections. Latency is from the fault to the coordinator's dead verdict (*SWIM*: "+
+		"memberlist's `MemberLeave`; *doractl verdict*: the detector's confirmed death). After each trial the victim is "+
+		"shut down and a fresh member joins, so the ring stays at N (memberlist still counts the dead entry for a while). "+
+		"Heartbeat: each trial is its own detector with N − 1 daemons; a random daemon stops beating 10–15 s after the "+
+		"start (both faults look the same to it). With ≤ 10 trials p99 is the slowest trial (nearest rank).\n\n",
+		faultVanish, faultKill)
+	markdown.Table(b, "detector", "fault", "profile", "N", "trials", "detected", "p50", "p99", "min")
 	for _, c := range r.crash {
 		p50, p99, lo := "—", "—", "—"
 		if len(c.latencies) > 0 {
-			p50, p99, lo = secs(stats.NearestRank(c.latencies, 50)), secs(stats.NearestRank(c.latencies, 99)), secs(slices.Min(c.latencies))
+			p50, p99, lo = dur(stats.NearestRank(c.latencies, 50)), dur(stats.NearestRank(c.latencies, 99)), dur(slices.Min(c.latencies))
 		}
 		det := fmt.Sprintf("%d", len(c.latencies))
 		if c.err != "" {
 			det += " (" + c.err + ")"
 		}
-		fmt.Fprintf(b, "| %s | %s | %d | %d | %s | %s | %s | %s |\n", c.detector, c.profile, c.n, c.trials, det, p50, p99, lo)
+		fmt.Fprintf(b, "| %s | %s | %s | %d | %d | %s | %s | %s | %s |\n", c.detector, c.fault, c.profile, c.n, c.trials, det, p50, p99, lo)
 	}
 	b.WriteString("\n")
+}
+
+// dur formats a latency: seconds with one decimal, or milliseconds below one second.
+func dur(d time.Duration) string {
+	switch {
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%d ms", d.Milliseconds())
+	}
+	return secs(d)
 }
 
 // perHour formats a count over a duration as a rate per hour, with the 95 % upper bound
@@ -181,7 +210,7 @@ func (r *report) renderLoss(b *bytes.Buffer, o options) {
 	fmt.Fprintf(b, "### False deaths under packet loss (N = 5)\n\n")
 	fmt.Fprintf(b, "*Loss model*: the loss column is the per-transport drop probability p, rolled on send and again on "+
 		"receive for every SWIM packet or stream, every control-link segment and every heartbeat beat alike, so each "+
-		"message is lost end to end with p_end = 1 − (1 − p)² (%s).\n\n", endToEndList())
+		"message is lost end to end with p_end = 1 − (1 − p)² (%s).\n\n", endToEndList(o.rates))
 	fmt.Fprintf(b, "Every member's transport drops packets and streams (UDP and TCP) with the given probability; each "+
 		"condition runs for %s of wall time, all conditions at once, and the counts are **extrapolated to one hour** "+
 		"(count × 1 h / run time; a zero is shown with its 95 %% upper bound, 3 / run time). *At coordinator*: dead "+
@@ -217,9 +246,9 @@ func (r *report) renderLoss(b *bytes.Buffer, o options) {
 }
 
 // endToEndList lists p → p_end for the loss rates of phase 2.
-func endToEndList() string {
+func endToEndList(rates []float64) string {
 	var parts []string
-	for _, p := range lossRates {
+	for _, p := range rates {
 		if p > 0 {
 			parts = append(parts, fmt.Sprintf("%.0f %% → %.0f %%", p*100, endToEnd(p)*100))
 		}
@@ -233,7 +262,8 @@ func (r *report) renderStall(b *bytes.Buffer, o options) {
 		"delivered when it ends; heartbeat: beats held), %d times per condition, each followed by %s of "+
 		"observation. *Killed*: stalls after which the coordinator declared the stalled member dead. *Per hour*: if "+
 		"one such stall happened every %s (the condition's own schedule), extrapolated. *doractl verdict*: the same stalls "+
-		"as the coordinator's detector judged them (its link to the member is frozen too).\n\n",
+		"as the coordinator's detector judged them (its link to the member is frozen too, its port still accepts "+
+		"connections).\n\n",
 		o.stalls, o.stallRecover, (stallDurations[0]+o.stallRecover).String()+"–"+(stallDurations[len(stallDurations)-1]+o.stallRecover).String())
 	markdown.Table(b, "stall", "detector", "profile", "stalls", "killed", "stall → dead verdict", "per hour (extrapolated)", "doractl verdict killed", "stall → doractl dead verdict")
 	list := func(ds []time.Duration) string {
@@ -335,8 +365,8 @@ func (r *report) renderTargets(b *bytes.Buffer) {
 		p50, p99 := stats.NearestRank(c.latencies, 50), stats.NearestRank(c.latencies, 99)
 		h50, h99 := stats.NearestRank(h.latencies, 50), stats.NearestRank(h.latencies, 99)
 		met := yesNo(p50 < h50 && p99 < h99)
-		fmt.Fprintf(b, "| %s %s ahead of heartbeat on crash latency, N = %d (p50 and p99) | %s / %s vs %s / %s | %s |\n",
-			c.detector, c.profile, c.n, secs(p50), secs(p99), secs(h50), secs(h99), met)
+		fmt.Fprintf(b, "| %s %s ahead of heartbeat on crash latency (%s), N = %d (p50 and p99) | %s / %s vs %s / %s | %s |\n",
+			c.detector, c.profile, c.fault, c.n, dur(p50), dur(p99), dur(h50), dur(h99), met)
 	}
 	// False deaths under loss: doractl per hour vs the heartbeat's expected rate.
 	for _, l := range r.loss {

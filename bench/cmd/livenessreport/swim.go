@@ -141,7 +141,7 @@ func (s *swimRing) add(ctx context.Context) (*member, error) {
 	}
 	m.ring = r
 	if s.verdict && role == cluster.RoleCoordinator {
-		if m.vo, err = newVerdicts(ip, m.ft, r); err != nil {
+		if m.vo, err = newVerdicts(ip, m.ft, r, s.profile); err != nil {
 			_ = r.Shutdown()
 			return nil, err
 		}
@@ -304,7 +304,8 @@ func (m *member) close() {
 
 // crashResult is one (detector, profile, N) of the crash-latency table.
 type crashResult struct {
-	detector  string // "SWIM" or "heartbeat"
+	detector  string // "SWIM", detVerdict or "heartbeat"
+	fault     string // faultVanish or faultKill ("either" for the heartbeat)
 	profile   string
 	n         int
 	trials    int
@@ -312,18 +313,31 @@ type crashResult struct {
 	err       string
 }
 
-// runSwimCrash crashes a random daemon `trials` times and measures the time to the
-// coordinator's dead verdict: memberlist's (the raw SWIM row) and doractl's (the
-// "doractl verdict" row: the detector's confirmed death). A crash is a total drop plus an
-// endless stall on the victim's FaultTransport and control link (a process that neither
-// sends nor answers); after the verdicts the victim is shut down and replaced by a fresh
-// member, so the ring stays at n.
+// Crash faults.
+const (
+	// faultVanish is a member that neither sends nor answers, its port included: a host
+	// that lost power or left radio range, or a frozen host.
+	faultVanish = "host vanishes"
+	// faultKill is kill -9 of the daemon process: the kernel closes its sockets, so its
+	// control link ends and its port refuses connections, while gossip only sees silence.
+	faultKill = "kill -9"
+)
+
+// runSwimCrash measures the time from a daemon's crash to the coordinator's dead verdict,
+// `trials` times per fault: memberlist's (the raw SWIM row) and doractl's (the "doractl
+// verdict" row: the detector's confirmed death). Both faults stall the victim's
+// FaultTransport endlessly (gossip sees silence); a vanished host also drops everything
+// and its control link freezes and its port stops answering, a killed process's link
+// closes and its port refuses.
+// After each trial the victim is shut down and replaced by a fresh member, so the ring
+// stays at n.
 func runSwimCrash(ctx context.Context, profile string, n, trials int) []*crashResult {
-	res := &crashResult{detector: "SWIM", profile: profile, n: n, trials: trials}
-	ver := &crashResult{detector: detVerdict, profile: profile, n: n, trials: trials}
-	out := []*crashResult{res, ver}
+	res := &crashResult{detector: "SWIM", fault: faultVanish, profile: profile, n: n, trials: trials}
+	ver := &crashResult{detector: detVerdict, fault: faultVanish, profile: profile, n: n, trials: trials}
+	kill := &crashResult{detector: detVerdict, fault: faultKill, profile: profile, n: n, trials: trials}
+	out := []*crashResult{res, ver, kill}
 	fail := func(err string) []*crashResult {
-		res.err, ver.err = err, err
+		res.err, ver.err, kill.err = err, err, err
 		return out
 	}
 	s, err := newVerdictRing(fmt.Sprintf("crash-%s-%d", profile, n), profile)
@@ -341,27 +355,41 @@ func runSwimCrash(ctx context.Context, profile string, n, trials int) []*crashRe
 	if err != nil {
 		return fail(err.Error())
 	}
-	for t := range trials {
+	for t := range 2 * trials {
+		killed := t >= trials
 		// A random phase against the probe schedule.
 		sleepCtx(ctx, s.profile.ProbeInterval+rand.N(s.profile.ProbeInterval))
 		ds := s.daemons()
 		victim := ds[rand.N(len(ds))]
 		t0 := time.Now()
-		victim.ft.SetDropRate(1)
 		victim.stall(time.Hour)
-		at, err := s.waitDeath(ctx, victim.name, t0, within)
-		if err != nil {
-			res.err = fmt.Sprintf("trial %d: %v", t+1, err)
+		if killed {
+			victim.link.close() // its socket closes, its port refuses
 		} else {
-			res.latencies = append(res.latencies, at.Sub(t0))
+			victim.ft.SetDropRate(1)
+			victim.link.self.vanished.Store(true)
 		}
-		if at, err := s.waitVerdict(ctx, victim.name, t0, within); err != nil {
-			ver.err = fmt.Sprintf("trial %d: %v", t+1, err)
+		if killed {
+			if at, err := s.waitVerdict(ctx, victim.name, t0, within); err != nil {
+				kill.err = fmt.Sprintf("trial %d: %v", t-trials+1, err)
+			} else {
+				kill.latencies = append(kill.latencies, at.Sub(t0))
+			}
 		} else {
-			ver.latencies = append(ver.latencies, at.Sub(t0))
+			at, err := s.waitDeath(ctx, victim.name, t0, within)
+			if err != nil {
+				res.err = fmt.Sprintf("trial %d: %v", t+1, err)
+			} else {
+				res.latencies = append(res.latencies, at.Sub(t0))
+			}
+			if at, err := s.waitVerdict(ctx, victim.name, t0, within); err != nil {
+				ver.err = fmt.Sprintf("trial %d: %v", t+1, err)
+			} else {
+				ver.latencies = append(ver.latencies, at.Sub(t0))
+			}
 		}
 		s.remove(victim)
-		if t == trials-1 {
+		if t == 2*trials-1 {
 			break
 		}
 		if _, err := s.add(ctx); err != nil {

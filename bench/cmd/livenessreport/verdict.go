@@ -51,6 +51,7 @@ const (
 type endpoint struct {
 	ft         *cluster.FaultTransport
 	stallUntil atomic.Int64 // unix nanos
+	vanished   atomic.Bool  // the host is gone: its port never answers
 }
 
 func (e *endpoint) dropRate() float64 { return e.ft.DropRate() }
@@ -187,7 +188,7 @@ type verdicts struct {
 	done     chan struct{}
 }
 
-func newVerdicts(ip string, ft *cluster.FaultTransport, ring *cluster.Ring) (*verdicts, error) {
+func newVerdicts(ip string, ft *cluster.FaultTransport, ring *cluster.Ring, prof cluster.Profile) (*verdicts, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		return nil, fmt.Errorf("coordinator daemon port: %w", err)
@@ -195,6 +196,8 @@ func newVerdicts(ip string, ft *cluster.FaultTransport, ring *cluster.Ring) (*ve
 	v := &verdicts{self: &endpoint{ft: ft}, ring: ring, ln: ln, peers: map[string]*endpoint{},
 		sessions: map[string]*proto.Conn{}, done: make(chan struct{})}
 	dc := failure.DefaultDetectorConfig()
+	dc.StallGrace = prof.StallGrace // as coordinator/liveness.go sets it
+	dc.DialPort = v.dialPort
 	dc.ControlCheck = v.controlCheck
 	dc.Ping = func(ctx context.Context, name string) error {
 		_, err := ring.Ping(ctx, name)
@@ -238,6 +241,27 @@ func (v *verdicts) onEvent(ev cluster.Event) {
 	case cluster.MemberLeave:
 		v.det.GossipGone(m.Name, m.Meta.Leaving)
 	}
+}
+
+// dialPort is the detector's dial of a daemon's control port under the loss model: the
+// SYN is lost as a control-link segment is (its 1 s retransmit is past the dial timeout,
+// so a lost SYN is a timeout), and a vanished host never answers. A stalled member's port still accepts, as a stopped process's
+// listening socket does (the kernel completes the handshake); a closed one refuses.
+func (v *verdicts) dialPort(ctx context.Context, addr string) error {
+	host, _, _ := net.SplitHostPort(addr)
+	v.mu.Lock()
+	peer := v.peers[host]
+	v.mu.Unlock()
+	if peer != nil && (peer.vanished.Load() || lost(v.self, peer)) {
+		<-ctx.Done()
+		return fmt.Errorf("dial %s: %w", addr, ctx.Err())
+	}
+	var dialer net.Dialer
+	c, err := dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 // controlCheck is coordinator.Server.controlCheck: a ping over the daemon's link.
