@@ -36,7 +36,7 @@ func TestGossipMembers(t *testing.T) {
 	rc.BindAddr = "127.0.0.1"
 	rc.Profile = prof
 	rc.Logger = testutil.Logger("daemon-ring")
-	rc.Meta = cluster.Meta{Role: cluster.RoleDaemon, Machine: "robot-g", ControlAddr: f.ctrl.Addr().String(), BootEpoch: 1}
+	rc.Meta = cluster.Meta{Role: cluster.RoleDaemon, Machine: "robot-g", ControlAddr: f.ctrl.Addr().String(), BootEpoch: f.epoch}
 	ring, err := cluster.Create(rc)
 	if err != nil {
 		t.Fatal(err)

@@ -17,18 +17,26 @@ import (
 // liveness joins the gossip ring (optional) and the failure detector: ring events and
 // daemon link health feed the detector, whose verdicts the coordinator acts on.
 type liveness struct {
-	det  *failure.Detector
-	ring *cluster.Ring // nil without gossip
-	log  hclog.Logger
+	det     *failure.Detector
+	ring    *cluster.Ring // nil without gossip
+	reclaim time.Duration // the profile's DeadNodeReclaimTime
+	log     hclog.Logger
+	ctx     context.Context // ends at shutdown: background re-joins stop
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 
-	mu   sync.Mutex
-	seen map[string]cluster.Member // every ring member seen, for members known once but gone
+	mu      sync.Mutex
+	seen    map[string]cluster.Member // every ring member seen, for members known once but gone
+	epochs  map[string]int64          // boot epoch of each daemon's registered process
+	joining map[string]int64          // boot epoch whose gossip address is being re-joined
 }
 
 // newLiveness joins the ring (with Gossip) and starts the detector. check is the
 // detector's direct check of a daemon over its control link.
 func newLiveness(cfg *Config, controlAddr string, check func(ctx context.Context, name string) error) (*liveness, error) {
-	l := &liveness{log: cfg.Logger.Named("liveness"), seen: map[string]cluster.Member{}}
+	l := &liveness{log: cfg.Logger.Named("liveness"), seen: map[string]cluster.Member{},
+		epochs: map[string]int64{}, joining: map[string]int64{}}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
 	dc := failure.DefaultDetectorConfig()
 	dc.ControlCheck = check
 	dc.Logger = cfg.Logger.Named("detector")
@@ -38,6 +46,7 @@ func newLiveness(cfg *Config, controlAddr string, check func(ctx context.Context
 			return nil, fmt.Errorf("gossip profile: %w", err)
 		}
 		dc.StallGrace = prof.StallGrace
+		l.reclaim = prof.DeadNodeReclaimTime
 		ring, err := createRing(cfg, prof, controlAddr)
 		if err != nil {
 			return nil, err
@@ -124,16 +133,84 @@ func (l *liveness) onRingEvent(ev cluster.Event) {
 		}
 		l.det.GossipJoin(m.Name, m.Meta.ControlAddr)
 	case cluster.MemberLeave:
+		l.mu.Lock()
+		epoch := l.epochs[m.Name]
+		l.mu.Unlock()
+		if epoch != 0 && m.Meta.BootEpoch != 0 && m.Meta.BootEpoch != epoch {
+			// The death of a previous life of a daemon that has registered again since
+			// (a restart, often on a new gossip port): not news about the running one.
+			l.log.Info("gossip: previous process of a restarted daemon declared gone", "daemon", m.Name,
+				"old_epoch", m.Meta.BootEpoch, "epoch", epoch)
+			return
+		}
 		l.det.GossipGone(m.Name, m.Meta.Leaving)
 	}
+}
+
+// ensureGossip makes the ring learn a registered daemon's current gossip address. A
+// daemon restarted on a new gossip port shortly after its death is refused by memberlist
+// ("conflicting address") until DeadNodeReclaimTime has passed since that death, and
+// nothing would tell it again before the next push/pull (30 s on lan): so while the ring
+// does not list the daemon at that address, join it there, once the reclaim time allows,
+// a few times.
+func (l *liveness) ensureGossip(info daemonInfo) {
+	if l.ring == nil || info.GossipAddr == "" {
+		return
+	}
+	l.mu.Lock()
+	if l.joining[info.Name] == info.BootEpoch {
+		l.mu.Unlock()
+		return
+	}
+	l.joining[info.Name] = info.BootEpoch // a loop for an older life ends by itself
+	l.mu.Unlock()
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer func() {
+			l.mu.Lock()
+			if l.joining[info.Name] == info.BootEpoch {
+				delete(l.joining, info.Name)
+			}
+			l.mu.Unlock()
+		}()
+		wait := 500 * time.Millisecond // memberlist's own join usually lands first
+		for attempt := 0; attempt < 5; attempt++ {
+			t := time.NewTimer(wait)
+			select {
+			case <-l.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			if m, ok := l.ring.Member(info.Name); ok && m.Addr == info.GossipAddr && m.Meta.BootEpoch == info.BootEpoch {
+				return
+			}
+			l.mu.Lock()
+			current := l.epochs[info.Name] == info.BootEpoch
+			l.mu.Unlock()
+			if !current {
+				return // a newer registration took over
+			}
+			ctx, cancel := context.WithTimeout(l.ctx, 5*time.Second)
+			_, err := l.ring.Join(ctx, []string{info.GossipAddr})
+			cancel()
+			l.log.Debug("re-joined a registered daemon's gossip address", "daemon", info.Name, "addr", info.GossipAddr, "error", err)
+			wait = l.reclaim + 500*time.Millisecond
+		}
+	}()
 }
 
 // registered tells the detector a daemon's link is up, with the control address to
 // check when the link goes down. Without gossip the link is the only source of
 // membership; with it, a registering daemon is alive whatever gossip last said.
 func (l *liveness) registered(info daemonInfo) {
+	l.mu.Lock()
+	l.epochs[info.Name] = info.BootEpoch
+	l.mu.Unlock()
 	l.det.GossipJoin(info.Name, info.ControlAddr)
 	l.det.LinkUp(info.Name)
+	l.ensureGossip(info)
 }
 
 // restored tells the detector about a daemon known from the store that has no link yet
@@ -195,6 +272,8 @@ func (l *liveness) unreachableNote(name string) string {
 
 // shutdown leaves the ring gracefully (bounded by ctx) and stops the detector.
 func (l *liveness) shutdown(ctx context.Context) {
+	l.cancel()
+	l.wg.Wait()
 	if l.ring != nil {
 		if err := l.ring.Leave(ctx); err != nil {
 			l.log.Warn("leaving the gossip ring", "error", err)

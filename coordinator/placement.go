@@ -43,6 +43,7 @@ func (s *Server) place(desc *dataflow.Descriptor) (map[string]*session, error) {
 		return out, nil
 	}
 	var problems []string
+	var orphans []string // nodes with no deploy section and no default daemon
 	for _, n := range desc.Nodes {
 		dep := n.Deploy
 		if dep.Machine == "" && len(dep.Labels) == 0 {
@@ -54,13 +55,20 @@ func (s *Server) place(desc *dataflow.Descriptor) (map[string]*session, error) {
 		sess := s.pick(cands, dep)
 		if sess == nil {
 			if dep.Machine == "" && len(dep.Labels) == 0 {
-				problems = append(problems, fmt.Sprintf("node %q: no deploy.machine, and no daemon on the coordinator's machine %q (set deploy.machine, or --default-machine on the coordinator)", n.ID, s.cfg.Machine))
+				orphans = append(orphans, fmt.Sprintf("%q", n.ID))
 			} else {
 				problems = append(problems, fmt.Sprintf("node %q: no daemon %s", n.ID, wanted(dep)))
 			}
 			continue
 		}
 		out[n.ID] = sess
+	}
+	if len(orphans) > 0 {
+		what := "node " + orphans[0]
+		if len(orphans) > 1 {
+			what = "nodes " + strings.Join(orphans, ", ")
+		}
+		problems = append(problems, fmt.Sprintf("%s: no deploy.machine, and no daemon on the coordinator's machine %q (set deploy.machine, or --default-machine on the coordinator)", what, s.cfg.Machine))
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("cannot place %s (machines: %s)", strings.Join(problems, "; "), describeMachines(cands))

@@ -24,6 +24,9 @@ func (s *Server) startDataflow(ctx context.Context, req proto.APIStartRequest) (
 	if strings.TrimSpace(req.Descriptor) == "" {
 		return nil, newAPIError(http.StatusBadRequest, "the descriptor is empty")
 	}
+	if err := checkDataflowName(req.Name); err != nil {
+		return nil, newAPIError(http.StatusBadRequest, "%s", err)
+	}
 	file := req.Path
 	if file == "" {
 		file = "dataflow.yml"

@@ -101,6 +101,13 @@ func TestStartListRunning(t *testing.T) {
 	if client.StatusOf(err) != http.StatusConflict {
 		t.Errorf("second start with the same name: %v (status %d), want 409", err, client.StatusOf(err))
 	}
+	// A name that reads as an id, or is awkward to type, is refused.
+	for _, bad := range []string{rep.ID, "a b/c", "-x", strings.Repeat("n", 65)} {
+		_, err = ts.cl.Start(context.Background(), proto.APIStartRequest{Name: bad, Descriptor: twoNodes})
+		if client.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "invalid dataflow name") {
+			t.Errorf("start named %q: %v (status %d), want 400 invalid dataflow name", bad, err, client.StatusOf(err))
+		}
+	}
 	// Without a name one is generated.
 	rep2 := startDF(t, ts, "", twoNodes)
 	if rep2.Name == "" || rep2.Name == "demo" {

@@ -411,14 +411,17 @@ func (d *Detector) refresh(m *member, revive bool, aliveReason string) {
 		return
 	}
 	var causes []string
-	if m.gossipGone {
+	switch {
+	case m.gossipGone:
+		// Its confirmation note already says what the control link and ping did.
 		causes = append(causes, m.gossipNote)
-	}
-	if m.linkDown {
-		causes = append(causes, m.linkNote)
-	}
-	if m.silent {
-		causes = append(causes, m.silentNote)
+	default:
+		if m.linkDown {
+			causes = append(causes, m.linkNote)
+		}
+		if m.silent {
+			causes = append(causes, m.silentNote)
+		}
 	}
 	if len(causes) > 0 {
 		reason := strings.Join(causes, "; ")
@@ -588,7 +591,7 @@ func (d *Detector) sweep() {
 		quiet := now.Sub(m.lastHeard)
 		if d.cfg.SuspectAfter > 0 && !m.silent && quiet > d.cfg.SuspectAfter {
 			m.silent = true
-			m.silentNote = fmt.Sprintf("no gossip RTT or control-link traffic for %s", quiet.Round(time.Millisecond))
+			m.silentNote = fmt.Sprintf("no gossip RTT or control-link traffic since %s", m.lastHeard.Format(timeFormat))
 			d.refresh(m, false, "")
 		}
 		if ping := d.cfg.Ping; ping != nil && !m.pinging && d.cfg.SuspectAfter > 0 && quiet > d.cfg.SuspectAfter/2 {

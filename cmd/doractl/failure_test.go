@@ -12,6 +12,8 @@ import (
 	"github.com/doractl/doractl/internal/testutil"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -738,4 +740,55 @@ func TestStallGraceFlaky(t *testing.T) {
 		}
 	}
 	e.mustRun("destroy", "--grace-duration", "1s")
+}
+
+// A daemon killed and started again at once, on a new gossip port, is alive as soon as
+// it registers and stays alive: memberlist's later verdict on its previous process is not
+// taken for the new one, and the ring learns the new address within the profile's reclaim
+// window instead of at the next push/pull.
+func TestDaemonRestartAfterCrash(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t)
+	e.up("--profile", "lan")
+	name := "daemon-" + machineIDs(1)[0]
+	killedAt := time.Now()
+	e.signal(name, syscall.SIGKILL)
+	testutil.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+		if m, _ := e.member(name); m.Status != proto.MemberDead {
+			return fmt.Errorf("member %s is %s", name, m.Status)
+		}
+		return nil
+	})
+	e.up("--profile", "lan") // starts the daemon again, the coordinator is adopted
+	w := e.watchVerdicts(name)
+	gossipAddr := regexp.MustCompile(`gossip_addr=(\S+)`)
+	var newAddr string
+	testutil.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
+		b, err := os.ReadFile(filepath.Join(e.stateDir(), "up", name+".log"))
+		if err != nil {
+			return err
+		}
+		all := gossipAddr.FindAllStringSubmatch(string(b), -1)
+		if len(all) < 2 {
+			return fmt.Errorf("%d gossip addresses in the daemon's log, want its two lives", len(all))
+		}
+		newAddr = all[len(all)-1][1]
+		if newAddr == all[len(all)-2][1] {
+			t.Skipf("the restarted daemon got its old gossip port %s again: nothing to learn", newAddr)
+		}
+		return nil
+	})
+	testutil.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+		if m, _ := e.member(name); m.Address != newAddr {
+			return fmt.Errorf("member %s listed at %s, want its new gossip address %s", name, m.Address, newAddr)
+		}
+		return nil
+	})
+	learned := time.Since(killedAt)
+	// The old process's gossip death comes 5–7 s after the kill on lan: watch past it.
+	if wait := 12*time.Second - time.Since(killedAt); wait > 0 {
+		time.Sleep(wait)
+	}
+	w.assertAlive(t)
+	t.Logf("new gossip address %s learned %s after the kill", newAddr, learned.Round(time.Millisecond))
 }

@@ -135,8 +135,10 @@ func runStop(ctx context.Context, c *client.Client, ref string, o *stopOpts, out
 			fmt.Fprintf(out, "dataflow %s (%s) had already %s (its stop took %s)\n", rep.Name, rep.ID, rep.Status, rep.Elapsed)
 		case rep.AlreadyEnded:
 			fmt.Fprintf(out, "dataflow %s (%s) had already %s\n", rep.Name, rep.ID, rep.Status)
+		case rep.Status == proto.DataflowFinished || rep.Status == proto.DataflowFailed:
+			fmt.Fprintf(out, "dataflow %s (%s) %s; the stop took %s\n", rep.Name, rep.ID, rep.Status, rep.Elapsed)
 		default:
-			fmt.Fprintf(out, "dataflow %s (%s) %s in %s\n", rep.Name, rep.ID, rep.Status, rep.Elapsed)
+			fmt.Fprintf(out, "dataflow %s (%s) still %s after %s\n", rep.Name, rep.ID, rep.Status, rep.Elapsed)
 		}
 	}
 	if rep.Error != "" {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,7 +28,8 @@ type upOpts struct {
 	gossipPort int
 	nodePort   int
 	wait       time.Duration
-	profileSet bool // --profile given explicitly
+	defMachine string // --default-machine
+	profileSet bool   // --profile given explicitly
 }
 
 func newUpCmd(g *globalOpts) *cobra.Command {
@@ -39,7 +41,9 @@ func newUpCmd(g *globalOpts) *cobra.Command {
 Their logs and pid files are in $DORACTL_STATE_DIR/up (default ~/.local/state/doractl/up).
 Run it again at any time: what already runs is left alone. --daemons N starts N daemons
 with machine ids HOST, HOST-2, ... or the ids given by --machines (handy to try
-multi-machine placement and failures).
+multi-machine placement and failures). Nodes without a deploy section go to this host's
+daemon, or with --machines that has none, to the first machine listed (--default-machine
+changes it).
 'doractl destroy' stops everything it started.`,
 		Example: "  doractl up\n  doractl up --machines robot-a,robot-b\n  doractl --coordinator-addr 127.0.0.1:7012 up --daemon-port 7290 --gossip-port 7292",
 		Args:    cobra.NoArgs,
@@ -56,10 +60,27 @@ multi-machine placement and failures).
 	f.IntVar(&o.gossipPort, "gossip-port", proto.DefaultGossipPort, "coordinator's gossip port")
 	f.IntVar(&o.nodePort, "node-port", proto.DefaultNodePort, "first daemon's port for dynamic nodes (others pick free ports)")
 	f.DurationVar(&o.wait, "wait", 20*time.Second, "how long to wait for the cluster to be ready")
+	f.StringVar(&o.defMachine, "default-machine", "", "machine id for nodes without a deploy section (default: this host's daemon, else the first of --machines)")
 	return cmd
 }
 
 func upDir() string { return filepath.Join(stateDir(), "up") }
+
+// defaultMachineFor is where `up` sends nodes without a deploy section: "" (the
+// coordinator's own machine) when a daemon runs on this host's machine id, else the
+// first machine listed.
+func defaultMachineFor(machines []string) string {
+	host := machineIDs(1)[0]
+	for _, m := range machines {
+		if m == host {
+			return ""
+		}
+	}
+	if len(machines) == 0 {
+		return ""
+	}
+	return machines[0]
+}
 
 func machineIDs(n int) []string {
 	host, err := os.Hostname()
@@ -148,12 +169,20 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 			fmt.Fprintf(out, "note: coordinator already running; --profile %s not applied (destroy first to change it)\n", o.profile)
 		}
 	} else {
+		defMachine := o.defMachine
+		if defMachine == "" {
+			defMachine = defaultMachineFor(machines)
+		}
 		args := []string{"coordinator",
 			"--control-addr", g.coordinatorAddr,
 			"--daemon-addr", net.JoinHostPort(host, strconv.Itoa(o.daemonPort)),
 			"--gossip-addr", host, "--gossip-port", strconv.Itoa(o.gossipPort),
 			"--profile", o.profile,
 			"--data-dir", filepath.Join(stateDir(), "coordinator"),
+		}
+		if defMachine != "" {
+			args = append(args, "--default-machine", defMachine)
+			fmt.Fprintf(out, "note: nodes without a deploy section go to machine %s\n", defMachine)
 		}
 		pid, err := spawnDetached("coordinator", dir, args)
 		if err != nil {
@@ -171,7 +200,14 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 	}
 	want := map[string]bool{}
 	var spawned []string
+	// The node port went to the first daemon of an earlier `up` if one still runs.
 	nodePortDecided := false
+	earlier, _ := readPidFiles(dir)
+	for _, pf := range livePids(earlier) {
+		if pf.name() != "coordinator" {
+			nodePortDecided = true
+		}
+	}
 	for _, m := range machines {
 		name := "daemon-" + m
 		want[name] = true
@@ -223,7 +259,7 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 		}
 		for name := range want {
 			if !memberAlive(ms, name) {
-				return fmt.Errorf("%s not alive yet", name)
+				return fmt.Errorf("%s not alive yet (its log: %s)", name, lastLogLine(filepath.Join(dir, name+".log")))
 			}
 		}
 		return nil
@@ -308,6 +344,14 @@ func runDestroy(ctx context.Context, c *client.Client, grace time.Duration, out 
 			fmt.Fprintf(out, "stopped dataflow %s (%s): %s\n", d.Name, d.ID, nodeCounts(d.Nodes))
 		}
 		fmt.Fprintf(out, "destroying %d daemon(s) and the coordinator\n", len(rep.Daemons))
+		// Daemons `up` started that never registered (a wrong key, a wrong port) are not
+		// told by the coordinator: stop them here.
+		for _, p := range livePids(pids) {
+			if p.name() != "coordinator" && !slices.Contains(rep.Daemons, p.name()) {
+				fmt.Fprintf(out, "stopping %s (pid %d): not registered with the coordinator\n", p.name(), p.pid)
+				_ = p.signal(syscall.SIGTERM)
+			}
+		}
 	} else if !errors.Is(err, client.ErrUnreachable) {
 		return err
 	} else if len(livePids(pids)) == 0 {
