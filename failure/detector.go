@@ -509,10 +509,10 @@ func (d *Detector) applyConfirm(name string, gen uint64, out confirmOutcome, rea
 	case confirmedFrozen:
 		quiet := now.Sub(m.lastHeard).Round(100 * time.Millisecond)
 		if quiet >= d.cfg.StallGrace {
-			d.setVerdict(m, Dead, fmt.Sprintf("frozen: unheard for %s (stall grace %s) while its port accepts connections (%s)", quiet, d.cfg.StallGrace, reason))
+			d.setVerdict(m, Dead, fmt.Sprintf("frozen: unheard for %s (stall grace %s), port open; %s", quiet, d.cfg.StallGrace, reason))
 			return
 		}
-		reason = fmt.Sprintf("frozen or starved: unheard for %s while its port accepts connections, dead at %s unless it answers (%s)", quiet, d.cfg.StallGrace, reason)
+		reason = fmt.Sprintf("frozen or starved (unheard for %s, port open): dead at %s unless it answers; %s", quiet, d.cfg.StallGrace, reason)
 	}
 	m.gossipNote = reason
 	d.refresh(m, false, "")

@@ -522,7 +522,7 @@ func TestStallGraceKeepsFrozenMemberSuspect(t *testing.T) {
 	clock.Advance(4 * time.Second) // unheard since the join
 	d.GossipGone("daemon-a", false)
 	waitConfirmations(t, d, 1)
-	expectVerdict(t, d, "daemon-a", Suspect, "accepts connections", "frozen or starved: unheard for 4s while its port accepts connections, dead at 10s unless it answers")
+	expectVerdict(t, d, "daemon-a", Suspect, "accepts connections", "frozen or starved (unheard for 4s, port open): dead at 10s unless it answers")
 	expectNotDone(t, p)
 
 	// The link closing meanwhile (idle timeout) is no proof either: the port still accepts.
@@ -538,7 +538,7 @@ func TestStallGraceKeepsFrozenMemberSuspect(t *testing.T) {
 
 	clock.Advance(7 * time.Second) // 11 s unheard: past the grace; the sweep re-confirms
 	de := expectFailedWithin(t, p, 2*time.Second)
-	if !strings.Contains(de.Reason, "frozen: unheard for 11s (stall grace 10s) while its port accepts connections") {
+	if !strings.Contains(de.Reason, "frozen: unheard for 11s (stall grace 10s), port open") {
 		t.Fatalf("reason %q", de.Reason)
 	}
 	expectVerdict(t, d, "daemon-a", Dead, "accepts connections")

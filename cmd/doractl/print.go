@@ -24,19 +24,35 @@ func newTable(w io.Writer) *tabwriter.Writer {
 func printMembers(w io.Writer, ms []proto.Member) {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "NAME\tROLE\tMACHINE\tADDRESS\tSTATUS\tSINCE\tREASON")
+	cut := false
 	for _, m := range ms {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Role, m.Machine, m.Address, m.Status, ago(m.Since), m.Reason)
+		reason := truncate(oneLineText(m.Reason), memberReasonWidth)
+		cut = cut || reason != oneLineText(m.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Role, m.Machine, m.Address, m.Status, ago(m.Since), orDash(reason))
 	}
 	tw.Flush()
+	if cut {
+		fmt.Fprintln(w, "(reasons cut short; doractl members -o json has them whole)")
+	}
 }
+
+// memberReasonWidth is how much of a member's reason the table shows: the summary that
+// starts every reason, not the details of each check.
+const memberReasonWidth = 90
 
 func printDataflows(w io.Writer, dfs []proto.Dataflow) {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "UUID\tNAME\tSTATUS\tNODES\tMACHINES\tSTARTED\tREASON")
+	cut := false
 	for _, d := range dfs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Status, nodeCounts(d.Nodes), strings.Join(d.Machines, ","), ago(d.StartedAt), orDash(truncate(oneLineText(d.Reason), 60)))
+		reason := truncate(oneLineText(d.Reason), 60)
+		cut = cut || reason != oneLineText(d.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Status, nodeCounts(d.Nodes), strings.Join(d.Machines, ","), ago(d.StartedAt), orDash(reason))
 	}
 	tw.Flush()
+	if cut {
+		fmt.Fprintln(w, "(reasons cut short; doractl list -o json has them whole)")
+	}
 }
 
 // truncate shortens s to at most n runes, ending it with "..." when cut.

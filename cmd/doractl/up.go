@@ -343,14 +343,18 @@ func runDestroy(ctx context.Context, c *client.Client, grace time.Duration, out 
 		for _, d := range rep.Dataflows {
 			fmt.Fprintf(out, "stopped dataflow %s (%s): %s\n", d.Name, d.ID, nodeCounts(d.Nodes))
 		}
-		fmt.Fprintf(out, "destroying %d daemon(s) and the coordinator\n", len(rep.Daemons))
 		// Daemons `up` started that never registered (a wrong key, a wrong port) are not
 		// told by the coordinator: stop them here.
+		var unregistered []pidFile
 		for _, p := range livePids(pids) {
 			if p.name() != "coordinator" && !slices.Contains(rep.Daemons, p.name()) {
-				fmt.Fprintf(out, "stopping %s (pid %d): not registered with the coordinator\n", p.name(), p.pid)
-				_ = p.signal(syscall.SIGTERM)
+				unregistered = append(unregistered, p)
 			}
+		}
+		fmt.Fprintf(out, "destroying %d daemon(s) and the coordinator\n", len(rep.Daemons)+len(unregistered))
+		for _, p := range unregistered {
+			fmt.Fprintf(out, "stopping %s (pid %d): not registered with the coordinator\n", p.name(), p.pid)
+			_ = p.signal(syscall.SIGTERM)
 		}
 	} else if !errors.Is(err, client.ErrUnreachable) {
 		return err
