@@ -553,7 +553,7 @@ func (d *Detector) applyLinkCheck(name string, linkGen uint64, cause, addr strin
 	d.linkChecks++
 	switch {
 	case isRefused(err):
-		d.setVerdict(m, Dead, fmt.Sprintf("process gone: control link reset (%s), port %s refuses connections", cause, addr))
+		d.setVerdict(m, Dead, fmt.Sprintf("process gone: port %s refuses connections, control link reset (%s)", addr, cause))
 	case err == nil:
 		m.linkNote = fmt.Sprintf("control link: down (%s), port %s still accepts connections, waiting for gossip", cause, addr)
 		d.refresh(m, false, "")

@@ -250,7 +250,7 @@ func TestLinkDownWithRefusedPortIsDeadAtOnce(t *testing.T) {
 	p := addPending(t, d, "daemon-a", "logs")
 	d.LinkDown("daemon-a", io.EOF)
 	de := expectFailedWithin(t, p, 100*time.Millisecond)
-	if !strings.Contains(de.Reason, "process gone: control link reset (EOF), port "+addr+" refuses connections") {
+	if !strings.Contains(de.Reason, "process gone: port "+addr+" refuses connections, control link reset (EOF)") {
 		t.Fatalf("reason %q", de.Reason)
 	}
 	expectVerdict(t, d, "daemon-a", Dead, "process gone")

@@ -222,28 +222,14 @@ func TestStallBelowTolerance(t *testing.T) {
 	e.signal(name, syscall.SIGCONT)
 	rep, r, el := stop.wait(t, 30*time.Second)
 	// Stay a few probe rounds after the thaw: a late death verdict would show here.
-	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
-		if m, _ := e.member(name); m.Status != proto.MemberAlive {
-			return fmt.Errorf("member %s is %s", name, m.Status)
-		}
-		return nil
-	})
+	e.waitStatus(name, proto.MemberAlive, 10*time.Second, 100*time.Millisecond)
 	time.Sleep(3 * time.Second)
-	w.end()
-	for _, v := range w.seen() {
-		if strings.Contains(v, " dead ") || strings.Contains(v, " left ") {
-			t.Fatalf("3 s stall gave a death verdict: %s", v)
-		}
-	}
+	w.assertNoDeath(t, name, "a 3 s stall")
 	t.Logf("3 s SIGSTOP: stop answered in %s; non-alive observations: %v", el.Round(time.Millisecond), w.seen())
 	if r.code != 0 || rep.Status != proto.DataflowFinished || rep.Error != "" {
 		t.Fatalf("stop across a 3 s stall failed: %s", r)
 	}
-	for _, n := range rep.Nodes {
-		if n.Status == proto.NodeLost {
-			t.Fatalf("node %s lost across a short stall: %+v", n.ID, n)
-		}
-	}
+	assertNoneLost(t, rep, "a short stall")
 	e.mustRun("destroy", "--grace-duration", "1s")
 }
 
@@ -306,12 +292,7 @@ func TestStallAboveToleranceFencing(t *testing.T) {
 	}
 	e.signal(name, syscall.SIGCONT)
 	thawed := time.Now()
-	testutil.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
-		if m, _ := e.member(name); m.Status != proto.MemberAlive {
-			return fmt.Errorf("member %s is %s (%s)", name, m.Status, m.Reason)
-		}
-		return nil
-	})
+	e.waitStatus(name, proto.MemberAlive, 20*time.Second, 100*time.Millisecond)
 	rejoined := time.Since(thawed)
 	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
 		if pidAlive(pids["stubborn"]) {
@@ -524,12 +505,7 @@ func TestGracefulDaemonExit(t *testing.T) {
 
 	termAt := time.Now()
 	dpid := e.signal(name, syscall.SIGTERM)
-	testutil.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
-		if m, _ := e.member(name); m.Status != proto.MemberLeft {
-			return fmt.Errorf("member %s is %s (%s)", name, m.Status, m.Reason)
-		}
-		return nil
-	})
+	e.waitStatus(name, proto.MemberLeft, 5*time.Second, 50*time.Millisecond)
 	leftIn := time.Since(termAt)
 	testutil.CheckFor(t, 15*time.Second, 100*time.Millisecond, func() error {
 		if pidAlive(dpid) {
@@ -623,12 +599,7 @@ func TestStallAboveToleranceLostNodeStaysLost(t *testing.T) {
 	name := "daemon-b"
 
 	e.signal(name, syscall.SIGSTOP)
-	testutil.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
-		if m, _ := e.member(name); m.Status != proto.MemberDead {
-			return fmt.Errorf("member %s is %s (%s)", name, m.Status, m.Reason)
-		}
-		return nil
-	})
+	e.waitStatus(name, proto.MemberDead, 20*time.Second, 100*time.Millisecond)
 	wantReason := `1 node lost: daemon "daemon-b" confirmed dead at `
 	check := func(when string) {
 		t.Helper()
@@ -717,28 +688,14 @@ func TestStallGraceFlaky(t *testing.T) {
 	}
 	e.signal(name, syscall.SIGCONT)
 	thawed := time.Now()
-	testutil.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
-		if m, _ := e.member(name); m.Status != proto.MemberAlive {
-			return fmt.Errorf("member %s is %s (%s)", name, m.Status, m.Reason)
-		}
-		return nil
-	})
+	e.waitStatus(name, proto.MemberAlive, 20*time.Second, 100*time.Millisecond)
 	t.Logf("SIGCONT -> alive again in %s", time.Since(thawed).Round(time.Millisecond))
-	w.end()
-	for _, v := range w.seen() {
-		if strings.HasPrefix(v, name+" dead ") || strings.HasPrefix(v, name+" left ") {
-			t.Fatalf("a %s freeze within the stall grace gave a death verdict: %s", freeze, v)
-		}
-	}
+	w.assertNoDeath(t, name, fmt.Sprintf("a %s freeze within the stall grace", freeze))
 	rep, r, _ := e.stopJSON("stall", "--grace-duration", "1s")
 	if r.code != 0 || rep.Status != proto.DataflowFinished {
 		t.Fatalf("stop after the thaw: %s", r)
 	}
-	for _, n := range rep.Nodes {
-		if n.Status == proto.NodeLost {
-			t.Fatalf("node %s lost across a stall within the grace: %+v", n.ID, n)
-		}
-	}
+	assertNoneLost(t, rep, "a stall within the grace")
 	e.mustRun("destroy", "--grace-duration", "1s")
 }
 
@@ -753,12 +710,7 @@ func TestDaemonRestartAfterCrash(t *testing.T) {
 	name := "daemon-" + machineIDs(1)[0]
 	killedAt := time.Now()
 	e.signal(name, syscall.SIGKILL)
-	testutil.CheckFor(t, 5*time.Second, 50*time.Millisecond, func() error {
-		if m, _ := e.member(name); m.Status != proto.MemberDead {
-			return fmt.Errorf("member %s is %s", name, m.Status)
-		}
-		return nil
-	})
+	e.waitStatus(name, proto.MemberDead, 5*time.Second, 50*time.Millisecond)
 	e.up("--profile", "lan") // starts the daemon again, the coordinator is adopted
 	w := e.watchVerdicts(name)
 	gossipAddr := regexp.MustCompile(`gossip_addr=(\S+)`)

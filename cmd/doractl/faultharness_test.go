@@ -53,6 +53,18 @@ func (e *env) signal(name string, sig syscall.Signal) int {
 	return pid
 }
 
+// waitStatus polls the coordinator's view of member name every interval until it has
+// status, failing the test after within.
+func (e *env) waitStatus(name, status string, within, interval time.Duration) {
+	e.t.Helper()
+	testutil.CheckFor(e.t, within, interval, func() error {
+		if m, _ := e.member(name); m.Status != status {
+			return fmt.Errorf("member %s is %s (%s), want %s", name, m.Status, m.Reason, status)
+		}
+		return nil
+	})
+}
+
 // member is the coordinator's view of one member.
 func (e *env) member(name string) (proto.Member, bool) {
 	for _, m := range e.members() {
@@ -226,6 +238,27 @@ func (w *verdictWatch) assertAlive(t *testing.T) {
 		t.Fatalf("%d of %d polls saw a watched member not alive; first: %s", len(w.bad), w.polls, w.bad[0])
 	}
 	t.Logf("members polled %d times: always alive", w.polls)
+}
+
+// assertNoDeath ends the watch and fails if it saw name dead or left during what.
+func (w *verdictWatch) assertNoDeath(t *testing.T, name, what string) {
+	t.Helper()
+	w.end()
+	for _, v := range w.seen() {
+		if strings.HasPrefix(v, name+" "+proto.MemberDead+" ") || strings.HasPrefix(v, name+" "+proto.MemberLeft+" ") {
+			t.Fatalf("%s gave a death verdict: %s", what, v)
+		}
+	}
+}
+
+// assertNoneLost fails if a node of the stop reply was lost during what.
+func assertNoneLost(t *testing.T, rep proto.APIStopReply, what string) {
+	t.Helper()
+	for _, n := range rep.Nodes {
+		if n.Status == proto.NodeLost {
+			t.Fatalf("node %s lost across %s: %+v", n.ID, what, n)
+		}
+	}
 }
 
 // seen lists the non-alive verdicts recorded so far.
