@@ -25,7 +25,8 @@ func TestProfiles(t *testing.T) {
 
 	lan, _ := ProfileByName(ProfileLAN)
 	ml := memberlist.DefaultLANConfig()
-	if lan.ProbeInterval != ml.ProbeInterval || lan.SuspicionMult != ml.SuspicionMult || lan.GossipNodes != ml.GossipNodes {
+	if lan.ProbeInterval != ml.ProbeInterval || lan.SuspicionMult != ml.SuspicionMult || lan.GossipNodes != ml.GossipNodes ||
+		lan.GossipToTheDeadTime != 10*time.Second || lan.RetransmitMult != 6 {
 		t.Errorf("lan profile differs from memberlist's LAN config: %+v", lan)
 	}
 	flaky, _ := ProfileByName(ProfileFlaky)
@@ -37,6 +38,16 @@ func TestProfiles(t *testing.T) {
 	wan, _ := ProfileByName(ProfileWAN)
 	if lan.StallGrace != 0 || flaky.StallGrace != 20*time.Second || wan.StallGrace != 20*time.Second {
 		t.Errorf("stall grace lan %s, flaky %s, wan %s", lan.StallGrace, flaky.StallGrace, wan.StallGrace)
+	}
+	for _, name := range ProfileNames() {
+		p, _ := ProfileByName(name)
+		want := time.Second
+		if p.StallGrace > 0 {
+			want = 2 * time.Second
+		}
+		if p.ConfirmTimeout != want {
+			t.Errorf("%s: confirm timeout %s, want %s", name, p.ConfirmTimeout, want)
+		}
 	}
 	// wan detects a vanished member in about probe interval + 8 s, ahead of a
 	// 20 s central heartbeat, with a probe timeout for RTTs near a second.

@@ -46,6 +46,7 @@ func newLiveness(cfg *Config, controlAddr string, check func(ctx context.Context
 			return nil, fmt.Errorf("gossip profile: %w", err)
 		}
 		dc.StallGrace = prof.StallGrace
+		dc.ConfirmProbeTimeout = prof.ConfirmTimeout
 		l.reclaim = prof.DeadNodeReclaimTime
 		ring, err := createRing(cfg, prof, controlAddr)
 		if err != nil {

@@ -681,6 +681,12 @@ func (d *Detector) confirm(ctx context.Context, name, addr string) (confirmOutco
 		n++
 		go func() {
 			err := d.dial(ctx, addr)
+			// With a stall grace the port decides between frozen and gone: a dial that
+			// timed out (a lost SYN on a lossy link) is tried again while time is left,
+			// so one lost packet does not turn a live host into a dead one.
+			for wantPort && err != nil && !isRefused(err) && ctx.Err() == nil {
+				err = d.dial(ctx, addr)
+			}
 			switch {
 			case err == nil:
 				results <- checkResult{checkReachable, fmt.Sprintf("port %s accepts connections", addr), false}

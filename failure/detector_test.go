@@ -582,3 +582,41 @@ func TestStallGraceDoesNotDelayProvenDeaths(t *testing.T) {
 		}
 	}
 }
+
+// On a lossy link one lost SYN must not make a live host look gone: with a stall grace
+// the port is dialled again while the confirmation has time.
+func TestStallGraceRedialsALostSYN(t *testing.T) {
+	clock := newFakeClock()
+	addr := acceptingAddr(t)
+	var dials atomic.Int32
+	lossy := func(ctx context.Context, a string) error {
+		if dials.Add(1) <= 2 {
+			<-ctx.Done() // the SYN was lost: the dial times out
+			return fmt.Errorf("dial %s: %w", a, ctx.Err())
+		}
+		var dialer net.Dialer
+		c, err := dialer.DialContext(ctx, "tcp", a)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	d := newTestDetector(t, DetectorConfig{
+		StallGrace:          10 * time.Second,
+		ProbeInterval:       time.Hour, // one confirmation only
+		ConfirmProbeTimeout: 2 * time.Second,
+		DialTimeout:         100 * time.Millisecond,
+		ControlCheck:        func(ctx context.Context, name string) error { return errors.New("no session") },
+		DialPort:            lossy,
+		Now:                 clock.Now,
+	})
+	d.GossipJoin("daemon-a", addr)
+	p := addPending(t, d, "daemon-a", "stop")
+	d.GossipGone("daemon-a", false)
+	waitConfirmations(t, d, 1)
+	expectVerdict(t, d, "daemon-a", Suspect, "frozen or starved")
+	expectNotDone(t, p)
+	if n := dials.Load(); n != 3 {
+		t.Fatalf("%d dials, want 3 (two lost SYNs, then an answer)", n)
+	}
+}

@@ -196,7 +196,8 @@ func newVerdicts(ip string, ft *cluster.FaultTransport, ring *cluster.Ring, prof
 	v := &verdicts{self: &endpoint{ft: ft}, ring: ring, ln: ln, peers: map[string]*endpoint{},
 		sessions: map[string]*proto.Conn{}, done: make(chan struct{})}
 	dc := failure.DefaultDetectorConfig()
-	dc.StallGrace = prof.StallGrace // as coordinator/liveness.go sets it
+	dc.StallGrace = prof.StallGrace // as coordinator/liveness.go sets them
+	dc.ConfirmProbeTimeout = prof.ConfirmTimeout
 	dc.DialPort = v.dialPort
 	dc.ControlCheck = v.controlCheck
 	dc.Ping = func(ctx context.Context, name string) error {
