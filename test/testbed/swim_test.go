@@ -379,7 +379,7 @@ func lossDurationFor(t *testing.T) time.Duration {
 // (direct, then indirect) fails within one more interval; with so few members no
 // suspicion confirmations are possible, so the suspect is declared dead exactly
 // MinSuspicionTimeout later; then the coordinator's detector tries the control link for
-// up to its confirm timeout (1 s). 2 s more cover the spread of the verdict and a
+// up to its confirm timeout (ConfirmTimeout). 2 s more cover the spread of the verdict and a
 // loaded machine. The crash of a process is usually proved far sooner: its control
 // link resets and its port refuses connections.
 func flakyDeathBound(t *testing.T, n int) time.Duration {
@@ -387,8 +387,8 @@ func flakyDeathBound(t *testing.T, n int) time.Duration {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const confirm, slack = time.Second, 2 * time.Second
-	return time.Duration(n-1)*p.ProbeInterval + p.ProbeInterval + p.MinSuspicionTimeout(n) + confirm + slack
+	const slack = 2 * time.Second
+	return time.Duration(n-1)*p.ProbeInterval + p.ProbeInterval + p.MinSuspicionTimeout(n) + p.ConfirmTimeout + slack
 }
 
 // hold is a dataflow whose node on m3 ignores Stop (and SIGTERM): its stop waits for
