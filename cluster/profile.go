@@ -105,8 +105,9 @@ func profileFrom(name string, c *memberlist.Config) Profile {
 //     with gossip.
 //   - wan: memberlist.DefaultWANConfig probing every 2 s (WAN: 5 s) with a
 //     1.5 s probe timeout (WAN: 3 s) and suspicion multiplier 4 (WAN: 6), so
-//     a vanished member is dead in about 12 s rather than 40 s; frozen
-//     processes get a 20 s stall grace.
+//     a vanished member is dead in about 12 s rather than 40 s; it gossips
+//     to the dead for 15 s (WAN: 60 s); frozen processes get a 20 s stall
+//     grace.
 //   - local: memberlist.DefaultLocalConfig (loopback, tests), with 3
 //     indirect checks (local: 1).
 //   - flaky: lan tuned for lossy links (Wi-Fi): more indirect checks, a
@@ -145,6 +146,11 @@ func ProfileByName(name string) (Profile, error) {
 		p.SuspicionMult = 4
 		// TCP fallback pings and push/pull give up after 10 s (WAN: 30 s).
 		p.TCPTimeout = 10 * time.Second
+		// Gossip to the dead for 15 s (WAN: 60 s): a dead entry counts in
+		// memberlist's size estimate while it is kept, and in a ring of 3 live
+		// members it asked for a confirmation nobody could give, so the next
+		// death took 25–30 s instead of about 12 s.
+		p.GossipToTheDeadTime = 15 * time.Second
 		// A frozen process on a host that still answers is dead after 20 s
 		// unheard, as long as dora's central heartbeat tolerates.
 		p.StallGrace = 20 * time.Second

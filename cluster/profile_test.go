@@ -51,6 +51,9 @@ func TestProfiles(t *testing.T) {
 	}
 	// wan detects a vanished member in about probe interval + 8 s, ahead of a
 	// 20 s central heartbeat, with a probe timeout for RTTs near a second.
+	if wan.GossipToTheDeadTime != 15*time.Second {
+		t.Errorf("wan gossips to the dead for %s", wan.GossipToTheDeadTime)
+	}
 	if got := wan.MinSuspicionTimeout(5); got != 8*time.Second || wan.ProbeTimeout < time.Second || wan.ProbeTimeout >= wan.ProbeInterval {
 		t.Errorf("wan: MinSuspicionTimeout(5) = %s, probe timeout %s, interval %s", got, wan.ProbeTimeout, wan.ProbeInterval)
 	}
