@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,24 +39,6 @@ func TestRegisterReplyFencesSingleNodes(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A daemon with a cluster key proves it when registering. A rejected registration is
 // logged as one line saying why, and retried after the longest backoff, not at once.
 func TestRegisterProvesKeyAndBacksOffWhenRejected(t *testing.T) {
@@ -66,7 +47,7 @@ func TestRegisterProvesKeyAndBacksOffWhenRejected(t *testing.T) {
 	cfg := testConfig(t, f)
 	cfg.SecretKey = []byte("0123456789abcdef")
 	cfg.ReconnectMax = 600 * time.Millisecond
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "daemon", Level: hclog.Warn, Output: &logs})
 	startDaemon(t, f, cfg)
 	req := f.waitRegister(t, 1, 5*time.Second)

@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -58,29 +57,11 @@ const runFailingDataflow = `nodes:
       EXIT_AFTER: 300ms
 `
 
-// syncBuffer is a bytes.Buffer safe for a writer and readers on other goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runProc is a `doractl run` started in the background.
 type runProc struct {
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer // both the terminal's output under a pty
-	pty            *os.File    // nil without a pty
+	stdout, stderr *testutil.SyncBuffer // both the terminal's output under a pty
+	pty            *os.File             // nil without a pty
 	done           chan struct{}
 	code           int
 }
@@ -95,7 +76,7 @@ func (e *env) startRun(withPTY bool, args ...string) *runProc {
 	e.t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "doractl"), append([]string{"run"}, args...)...)
 	cmd.Env = e.runEnv()
-	p := &runProc{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &runProc{cmd: cmd, stdout: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	copied := make(chan struct{})
 	if withPTY {
 		f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 50, Cols: 200})
@@ -145,7 +126,7 @@ func (e *env) startRun(withPTY bool, args ...string) *runProc {
 }
 
 // ioCopy copies until the reader fails (a pty read fails with EIO once the child is gone).
-func ioCopy(w *syncBuffer, r *os.File) (int64, error) {
+func ioCopy(w *testutil.SyncBuffer, r *os.File) (int64, error) {
 	buf := make([]byte, 4096)
 	var n int64
 	for {
@@ -177,7 +158,7 @@ func (p *runProc) wait(t *testing.T, timeout time.Duration) int {
 }
 
 // waitOutput polls until the output (stdout, or the terminal) contains want.
-func (p *runProc) waitOutput(t *testing.T, timeout time.Duration, stream *syncBuffer, want string) {
+func (p *runProc) waitOutput(t *testing.T, timeout time.Duration, stream *testutil.SyncBuffer, want string) {
 	t.Helper()
 	testutil.CheckFor(t, timeout, 50*time.Millisecond, func() error {
 		if strings.Contains(stream.String(), want) {
@@ -271,7 +252,7 @@ func TestRunDynamicNode(t *testing.T) {
 
 	sink := exec.Command(filepath.Join(binDir, "rust-sink-dynamic"))
 	sink.Env = append(e.runEnv(), "DORACTL_DAEMON_ADDR="+addr)
-	var sinkOut syncBuffer
+	var sinkOut testutil.SyncBuffer
 	sink.Stdout, sink.Stderr = &sinkOut, &sinkOut
 	if err := sink.Start(); err != nil {
 		t.Fatal(err)
