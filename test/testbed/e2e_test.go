@@ -448,18 +448,8 @@ func TestDataflowAcrossHosts(t *testing.T) {
 	}
 
 	// Heal: m2 rejoins, and the node of the dataflow stopped meanwhile is killed.
-	if err := f.bed.Heal(); err != nil {
-		t.Fatal(err)
-	}
+	f.healUntilAlive("daemon-m2")
 	healed = true
-	healAt := time.Now()
-	f.waitMembers(40*time.Second, func(st map[string]string) error {
-		if st["daemon-m2"] != proto.MemberAlive {
-			return fmt.Errorf("daemon-m2 is %q", st["daemon-m2"])
-		}
-		return nil
-	})
-	t.Logf("daemon-m2 alive again %s after the heal", time.Since(healAt).Round(100*time.Millisecond))
 	testutil.CheckFor(t, 20*time.Second, 200*time.Millisecond, func() error {
 		if n := procsOf(pinnedID); n != 0 {
 			return fmt.Errorf("%d processes of the stopped dataflow pinned still running", n)
@@ -498,4 +488,22 @@ func checkLostAndEnded(t *testing.T, rep proto.APIStopReply, lost, daemon, ended
 			}
 		}
 	}
+}
+
+// healUntilAlive heals every fault of the bed, waits until daemon is alive again and
+// returns when the heal was done.
+func (f *fleet) healUntilAlive(daemon string) time.Time {
+	f.t.Helper()
+	if err := f.bed.Heal(); err != nil {
+		f.t.Fatal(err)
+	}
+	healAt := time.Now()
+	f.waitMembers(40*time.Second, func(st map[string]string) error {
+		if st[daemon] != proto.MemberAlive {
+			return fmt.Errorf("%s is %q", daemon, st[daemon])
+		}
+		return nil
+	})
+	f.t.Logf("%s alive again %s after the heal", daemon, time.Since(healAt).Round(100*time.Millisecond))
+	return healAt
 }
