@@ -51,11 +51,36 @@ func TestProfiles(t *testing.T) {
 	}
 	// wan detects a vanished member in about probe interval + 8 s, ahead of a
 	// 20 s central heartbeat, with a probe timeout for RTTs near a second.
-	if wan.GossipToTheDeadTime != 15*time.Second {
-		t.Errorf("wan gossips to the dead for %s", wan.GossipToTheDeadTime)
-	}
 	if got := wan.MinSuspicionTimeout(5); got != 8*time.Second || wan.ProbeTimeout < time.Second || wan.ProbeTimeout >= wan.ProbeInterval {
 		t.Errorf("wan: MinSuspicionTimeout(5) = %s, probe timeout %s, interval %s", got, wan.ProbeTimeout, wan.ProbeInterval)
+	}
+
+	// A death soon after another: 3 live members and the recent dead one counted
+	// (4), so only one of the expected confirmations can come. From the fault to
+	// the verdict (the next probe, its timeout, the suspicion, the control-link
+	// confirmation) must stay under the heartbeat's median detection, 17.5 s.
+	for _, name := range ProfileNames() {
+		p, _ := ProfileByName(name)
+		if got := p.ProbeInterval + p.ProbeTimeout + p.SuspicionTimeout(4, 1) + p.ConfirmTimeout; got >= 17500*time.Millisecond {
+			t.Errorf("%s: a death after a recent death in a ring of 3 takes up to %s", name, got)
+		}
+	}
+	// Waiting 6 * the minimum (WAN's multiplier) took 22.8 s of suspicion alone.
+	wanSlow := wan
+	wanSlow.SuspicionMaxTimeoutMult = memberlist.DefaultWANConfig().SuspicionMaxTimeoutMult
+	if got := wanSlow.SuspicionTimeout(4, 1); got != 22762*time.Millisecond {
+		t.Errorf("wan with 6x max SuspicionTimeout(4, 1) = %s", got)
+	}
+	if got, want := wan.SuspicionTimeout(4, 1), 10952*time.Millisecond; got != want {
+		t.Errorf("wan SuspicionTimeout(4, 1) = %s, want %s", got, want)
+	}
+	if got := wan.SuspicionTimeout(3, 0); got != wan.MinSuspicionTimeout(3) {
+		t.Errorf("wan SuspicionTimeout(3, 0) = %s: no confirmations expected in a ring of 3", got)
+	}
+	// flaky expects 4 confirmations from 6 counted members: 3 live ones and 3 deaths
+	// of the last 30 s (LAN's gossip to the dead) waited over 20 s for them.
+	if got := flaky.SuspicionTimeout(6, 1); got < 20*time.Second || flaky.GossipToTheDeadTime > 10*time.Second {
+		t.Errorf("flaky: SuspicionTimeout(6, 1) = %s, gossip to the dead %s", got, flaky.GossipToTheDeadTime)
 	}
 
 	c := memberlist.DefaultLANConfig()
