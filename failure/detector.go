@@ -134,6 +134,20 @@ type member struct {
 	confirming  bool
 	lastConfirm time.Time
 	pinging     bool
+
+	// A silent member is checked before any gossip verdict, back to back, so that a
+	// verdict on a host that stopped answering altogether needs no further wait.
+	prechecking bool
+	precheck    *precheck
+}
+
+// precheck is a confirmation run on a silent member before gossip's verdict.
+type precheck struct {
+	gen      uint64 // member generation it was run for
+	started  time.Time
+	finished time.Time
+	out      confirmOutcome
+	reason   string
 }
 
 // Detector decides member verdicts for a coordinator from gossip events,
@@ -156,6 +170,7 @@ type Detector struct {
 	// Counters of completed checks, for tests.
 	confirmations int
 	linkChecks    int
+	prechecks     int
 }
 
 // NewDetector starts a detector. Call Close to stop it.
@@ -311,9 +326,43 @@ func (d *Detector) GossipGone(name string, leaving bool) {
 		d.setVerdict(m, Dead, fmt.Sprintf("gossip: declared dead by memberlist; control link: down (%s)", m.linkCause))
 		return
 	}
-	m.gossipNote = "gossip: declared dead by memberlist, confirming"
+	if pc := m.precheck; pc != nil && d.precheckProves(m, pc, now) {
+		d.setVerdict(m, Dead, fmt.Sprintf("%s (checked before the verdict; unheard since %s)", pc.reason, m.lastHeard.Format(timeFormat)))
+		return
+	}
+	m.gossipNote = gossipDeadNote + ", confirming"
 	d.refresh(m, false, "")
 	d.startConfirm(m)
+}
+
+// precheckProves reports whether a check run before gossip's verdict already confirms
+// it: it ended recently, found the control port refusing or silent (the host does not
+// answer, so a stalled process cannot be mistaken for a vanished host) and nothing else
+// answering, and the member has not been heard since it started. Its window of
+// silence is as long as a confirmation after the verdict would wait. d.mu held.
+func (d *Detector) precheckProves(m *member, pc *precheck, now time.Time) bool {
+	return pc.gen == m.gen && pc.out == confirmedDead && m.controlAddr != "" &&
+		!m.lastHeard.After(pc.started) &&
+		now.Sub(pc.finished) <= d.cfg.ConfirmProbeTimeout+d.cfg.ProbeInterval
+}
+
+// startPrecheck checks a silent member's control link, gossip ping and port before
+// any gossip verdict (see precheckProves). d.mu held.
+func (d *Detector) startPrecheck(m *member, now time.Time) {
+	m.prechecking = true
+	name, gen, addr := m.name, m.gen, m.controlAddr
+	d.async(func(ctx context.Context) {
+		out, reason := d.confirm(ctx, name, addr, true)
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		m, ok := d.members[name]
+		if !ok || m.gen != gen {
+			return
+		}
+		m.prechecking = false
+		m.precheck = &precheck{gen: gen, started: now, finished: d.cfg.Now(), out: out, reason: reason}
+		d.prechecks++
+	})
 }
 
 // LinkDown reports that the control link to a member closed or reset. The
@@ -483,7 +532,7 @@ func (d *Detector) startConfirm(m *member) {
 	m.confirming = true
 	name, gen, addr := m.name, m.gen, m.controlAddr
 	d.async(func(ctx context.Context) {
-		out, reason := d.confirm(ctx, name, addr)
+		out, reason := d.confirm(ctx, name, addr, d.cfg.StallGrace > 0)
 		d.applyConfirm(name, gen, out, reason)
 	})
 }
@@ -614,6 +663,9 @@ func (d *Detector) sweep() {
 		if m.gossipGone && !m.confirming && now.Sub(m.lastConfirm) >= d.cfg.ProbeInterval {
 			d.startConfirm(m)
 		}
+		if m.silent && !m.gossipGone && !m.prechecking && m.controlAddr != "" {
+			d.startPrecheck(m, now)
+		}
 	}
 }
 
@@ -642,13 +694,16 @@ const (
 	confirmedFrozen                       // nothing answered but the port accepts connections (StallGrace > 0)
 )
 
+// gossipDeadNote leads the reason of a death memberlist declared.
+const gossipDeadNote = "gossip: declared dead by memberlist"
+
 // confirm tries the member's control link, its gossip ping and its control
 // port for up to ConfirmProbeTimeout after gossip declared it gone. It
 // reports dead if the port refuses connections, or if nothing that was tried
-// answered; with a StallGrace, nothing answering while the port accepts
-// connections is frozen instead.
-func (d *Detector) confirm(ctx context.Context, name, addr string) (confirmOutcome, string) {
-	const prefix = "gossip: declared dead by memberlist"
+// answered; with wantPort (a StallGrace), nothing answering while the port
+// accepts connections is frozen instead, and the port's result is waited for.
+func (d *Detector) confirm(ctx context.Context, name, addr string, wantPort bool) (confirmOutcome, string) {
+	const prefix = gossipDeadNote
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.ConfirmProbeTimeout)
 	defer cancel()
 	results := make(chan checkResult, 3)
@@ -676,7 +731,7 @@ func (d *Detector) confirm(ctx context.Context, name, addr string) (confirmOutco
 	// their failure is enough unless the port result is wanted.
 	lifeChecks := n
 	portIsLife := n == 0
-	wantPort := d.cfg.StallGrace > 0 && addr != ""
+	wantPort = wantPort && addr != ""
 	if addr != "" {
 		n++
 		go func() {

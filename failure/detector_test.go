@@ -620,3 +620,95 @@ func TestStallGraceRedialsALostSYN(t *testing.T) {
 		t.Fatalf("%d dials, want 3 (two lost SYNs, then an answer)", n)
 	}
 }
+
+// precheckDetector has silence-based suspicion, a control link that never answers and
+// a gossip ping that times out, on a fake clock; sweeps run every 10 ms.
+func precheckDetector(t *testing.T, clock *fakeClock, dialPort func(ctx context.Context, addr string) error) *Detector {
+	t.Helper()
+	return newTestDetector(t, DetectorConfig{
+		SuspectAfter:        time.Second,
+		ProbeInterval:       10 * time.Millisecond,
+		ConfirmProbeTimeout: 200 * time.Millisecond,
+		ControlCheck:        func(ctx context.Context, name string) error { return errors.New("no session") },
+		Ping: func(ctx context.Context, name string) error {
+			<-ctx.Done()
+			return ctx.Err()
+		},
+		DialPort: dialPort,
+		Now:      clock.Now,
+	})
+}
+
+func waitPrechecks(t *testing.T, d *Detector, n int) {
+	t.Helper()
+	testutil.CheckFor(t, 2*time.Second, 5*time.Millisecond, func() error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.prechecks < n {
+			return fmt.Errorf("%d prechecks, want %d", d.prechecks, n)
+		}
+		return nil
+	})
+}
+
+// unreachable is the dial of a host that vanished: no answer until the deadline.
+func unreachable(ctx context.Context, addr string) error {
+	<-ctx.Done()
+	return fmt.Errorf("dial %s: %w", addr, ctx.Err())
+}
+
+// A host that stopped answering altogether was checked while it was silent, so gossip's
+// verdict needs no second wait.
+func TestPrecheckedVanishedHostIsDeadWithGossip(t *testing.T) {
+	clock := newFakeClock()
+	d := precheckDetector(t, clock, unreachable)
+	d.GossipJoin("daemon-a", "192.0.2.1:7000")
+	p := addPending(t, d, "daemon-a", "stop")
+	clock.Advance(1500 * time.Millisecond)
+	waitPrechecks(t, d, 1)
+	expectVerdict(t, d, "daemon-a", Suspect, "no gossip RTT or control-link traffic")
+	expectNotDone(t, p)
+
+	d.GossipGone("daemon-a", false)
+	st := expectVerdict(t, d, "daemon-a", Dead, "gossip: declared dead by memberlist", "control link: no session",
+		"port 192.0.2.1:7000: no answer for", "checked before the verdict; unheard since 12:00:01.123")
+	de := expectFailedWithin(t, p, 0)
+	if de.Reason != st.Reason {
+		t.Fatalf("pending failed with %q, verdict %q", de.Reason, st.Reason)
+	}
+}
+
+// What a precheck found is no proof when the port accepts connections (a stalled
+// process: the post-verdict confirmation keeps its window), when the member was heard
+// since, or when it is stale.
+func TestPrecheckDoesNotShortcutOtherwise(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		dial  func(ctx context.Context, addr string) error
+		after func(d *Detector, clock *fakeClock)
+	}{
+		{"port-open", func(ctx context.Context, addr string) error { return nil }, func(*Detector, *fakeClock) {}},
+		{"heard-since", unreachable, func(d *Detector, clock *fakeClock) {
+			clock.Advance(10 * time.Millisecond)
+			d.Heard("daemon-a")
+		}},
+		{"stale", unreachable, func(d *Detector, clock *fakeClock) {
+			d.mu.Lock()
+			d.members["daemon-a"].silent = false // no further prechecks
+			d.mu.Unlock()
+			d.Close() // nor sweeps
+			clock.Advance(time.Second)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := newFakeClock()
+			d := precheckDetector(t, clock, tc.dial)
+			d.GossipJoin("daemon-a", "192.0.2.1:7000")
+			clock.Advance(1500 * time.Millisecond)
+			waitPrechecks(t, d, 1)
+			tc.after(d, clock)
+			d.GossipGone("daemon-a", false)
+			expectVerdict(t, d, "daemon-a", Suspect, "gossip: declared dead by memberlist, confirming")
+		})
+	}
+}
