@@ -275,24 +275,47 @@ func TestSpawnFailuresAndExitOutcomes(t *testing.T) {
 	startDaemon(t, f, testConfig(t, f))
 	dir := t.TempDir()
 	writeFile(t, dir, "plain.sh", 0o755)
+
+	// Nodes that cannot run here are refused before anything starts, all named in one error.
+	refused := &proto.SpawnRequest{DataflowID: "df-refused", Name: "df-refused", Nodes: []proto.NodeSpec{
+		{ID: "missing", Path: dir + "/no-such-binary"},
+		{ID: "not-exec", Path: writeFile(t, dir, "plain", 0o644)},
+		{ID: "bad-wd", Path: bin("exit-code"), WorkingDir: dir + "/nowhere"},
+		{ID: "bare", Path: "no-such-command-anywhere"},
+		exitNode("fine", 0, 0),
+	}}
+	err := f.request(proto.TypeSpawn, refused, &proto.Ack{})
+	if err == nil {
+		t.Fatal("spawn of nodes that cannot run was acknowledged")
+	}
+	t.Logf("refused: %v", err)
+	for _, want := range []string{`node "missing": executable: `, "no-such-binary", `node "not-exec": executable `, "not executable",
+		`node "bad-wd": working directory`, `node "bare": no-such-command-anywhere`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal %q does not contain %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), `"fine"`) {
+		t.Errorf("refusal names a node that can run: %q", err)
+	}
+	if st := f.status("df-refused", "fine"); st.Status != "" {
+		t.Fatalf("a node of a refused spawn reported %+v", st)
+	}
+
 	const df = "df-outcomes"
 	spawn(t, f, df,
-		proto.NodeSpec{ID: "missing", Path: dir + "/no-such-binary"},
-		proto.NodeSpec{ID: "not-exec", Path: writeFile(t, dir, "plain", 0o644)},
-		proto.NodeSpec{ID: "bad-wd", Path: bin("exit-code"), WorkingDir: dir + "/nowhere"},
+		// Passes the check, fails in exec: its interpreter does not exist.
+		proto.NodeSpec{ID: "bad-interp", Path: writeScript(t, dir, "bad-interp", "#!/no/such/interpreter\n")},
 		exitNode("exit-3", 3, 0),
 		exitNode("exit-0", 0, 0),
 		proto.NodeSpec{ID: "segv", Path: "shell", Args: []string{"kill -SEGV $$"}},
 		proto.NodeSpec{ID: "shell-ok", Path: "shell", Args: []string{"echo", "hello from shell"}},
 		proto.NodeSpec{ID: "relative", Path: "./plain.sh", WorkingDir: dir},
 	)
-	for id, want := range map[string]string{"missing": "no-such-binary", "not-exec": "not executable", "bad-wd": "working directory"} {
-		st := f.waitStatus(t, df, id, proto.NodeFailed, 5*time.Second)
-		if !strings.HasPrefix(st.Outcome, "failed (spawn: ") || !strings.Contains(st.Outcome, want) {
-			t.Fatalf("%s: outcome %q, want failed (spawn: ...%s...)", id, st.Outcome, want)
-		}
+	if st := f.waitStatus(t, df, "bad-interp", proto.NodeFailed, 5*time.Second); !strings.HasPrefix(st.Outcome, "failed (spawn: ") {
+		t.Fatalf("bad-interp: outcome %q, want failed (spawn: ...)", st.Outcome)
 	}
-	if text := f.logs(t, df, "missing"); !strings.Contains(text, "could not be started") {
+	if text := f.logs(t, df, "bad-interp"); !strings.Contains(text, "could not be started") {
 		t.Fatalf("log of a node that could not start: %q", text)
 	}
 	if st := f.waitStatus(t, df, "exit-3", proto.NodeFailed, 5*time.Second); st.Outcome != "failed (exit 3)" || st.ExitCode != 3 {

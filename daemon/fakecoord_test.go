@@ -378,10 +378,19 @@ func gone(pid int) error {
 	return nil
 }
 
-// writeExecutable writes a file with the given mode, for spawn failure tests.
+// writeFile writes a shell script that exits 0 with the given mode, for spawn tests.
 func writeFile(t testing.TB, dir, name string, mode os.FileMode) string {
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, []byte("#!/bin/sh\nexit 0\n"), mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// writeScript writes an executable file with the given text.
+func writeScript(t testing.TB, dir, name, text string) string {
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(text), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return p

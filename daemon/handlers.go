@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/doractl/doractl/proto"
 )
@@ -89,7 +90,10 @@ func (d *Daemon) handleSpawn(req *proto.SpawnRequest) (*proto.Ack, error) {
 	return &proto.Ack{OK: true}, nil
 }
 
-// checkSpawn rejects requests that cannot be run at all.
+// checkSpawn rejects requests that cannot be run at all: malformed ones, and nodes whose
+// executable or working directory is missing on this machine, so that `start` fails
+// before anything runs and names every such node. (A node that still fails to start,
+// e.g. its file vanished meanwhile, gets a "failed (spawn: ...)" outcome.)
 func checkSpawn(req *proto.SpawnRequest) error {
 	if req.DataflowID == "" {
 		return errors.New("spawn: no dataflow id")
@@ -107,5 +111,29 @@ func checkSpawn(req *proto.SpawnRequest) error {
 		}
 		seen[n.ID] = true
 	}
+	var bad []string
+	for _, n := range req.Nodes {
+		if err := checkRunnable(n); err != nil {
+			bad = append(bad, fmt.Sprintf("node %q: %v", n.ID, err))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("spawn %s: %s", req.DataflowID, strings.Join(bad, "; "))
+	}
 	return nil
+}
+
+// checkRunnable reports why a node cannot be started here, or nil.
+func checkRunnable(n proto.NodeSpec) error {
+	if n.Path == proto.DynamicNodeProtocol {
+		return nil // started by the user, not by the daemon
+	}
+	if err := checkWorkingDir(n.WorkingDir); err != nil {
+		return err
+	}
+	if n.Path == proto.ShellNodePath {
+		return nil
+	}
+	_, err := resolveExecutable(n.Path, n.WorkingDir)
+	return err
 }

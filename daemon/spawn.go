@@ -110,18 +110,12 @@ func (d *Daemon) command(n *localNode) (*exec.Cmd, *os.File, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open log: %w", err)
 	}
-	if spec.WorkingDir != "" {
-		st, err := os.Stat(spec.WorkingDir)
-		if err != nil {
-			return nil, logf, fmt.Errorf("working directory: %w", err)
-		}
-		if !st.IsDir() {
-			return nil, logf, fmt.Errorf("working directory %s is not a directory", spec.WorkingDir)
-		}
+	if err := checkWorkingDir(spec.WorkingDir); err != nil {
+		return nil, logf, err
 	}
 	var path string
 	var args []string
-	if spec.Path == "shell" {
+	if spec.Path == proto.ShellNodePath {
 		sh, err := exec.LookPath("sh")
 		if err != nil {
 			sh = "/bin/sh"
@@ -154,6 +148,22 @@ func (d *Daemon) command(n *localNode) (*exec.Cmd, *os.File, error) {
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: d.parentDeathSignal()},
 	}
 	return cmd, logf, nil
+}
+
+// checkWorkingDir reports a node working directory ("" is the daemon's) that is missing
+// or not a directory.
+func checkWorkingDir(wd string) error {
+	if wd == "" {
+		return nil
+	}
+	st, err := os.Stat(wd)
+	if err != nil {
+		return fmt.Errorf("working directory: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("working directory %s is not a directory", wd)
+	}
+	return nil
 }
 
 // resolveExecutable finds a node's executable: paths with a slash are taken relative to

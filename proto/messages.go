@@ -1,6 +1,9 @@
 package proto
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Default ports, following dora where it has one.
 const (
@@ -14,6 +17,7 @@ const (
 	EnvNodeID           = "DORACTL_NODE_ID"
 	EnvNodeToken        = "DORACTL_NODE_TOKEN" // proves a spawned node is the one the daemon started
 	DynamicNodeProtocol = "dynamic"
+	ShellNodePath       = "shell" // a node whose args the daemon runs with sh -c
 )
 
 // Message types between coordinator and daemon. The daemon dials the coordinator.
@@ -51,6 +55,11 @@ type RunningNode struct {
 	DataflowID string `codec:"df"`
 	NodeID     string `codec:"node"`
 	PID        int    `codec:"pid"`
+}
+
+// String is how logs show a running node: "sink-c/pid 31255 (dataflow <uuid>)".
+func (n RunningNode) String() string {
+	return fmt.Sprintf("%s/pid %d (dataflow %s)", n.NodeID, n.PID, n.DataflowID)
 }
 
 // RegisterRequest opens a daemon's control session.
