@@ -14,6 +14,83 @@ type wantErr struct {
 	msg       string
 }
 
+// Every field the "did you mean" lists name is one the parser accepts.
+func TestSuggestedFieldsParse(t *testing.T) {
+	value := func(field string) string {
+		switch field {
+		case "nodes":
+			return "\n  - id: n\n    path: ./n"
+		case "deploy", "_unstable_deploy":
+			return " {machine: m}"
+		case "env", "input_types", "output_types", "labels", "communication", "_unstable_communication", "debug", "_unstable_debug", "type_rules":
+			return " {}"
+		case "inputs":
+			return " {}"
+		case "outputs", "args":
+			return " []"
+		case "max_restarts", "queue_size", "health_check_interval", "restart_delay", "max_restart_delay", "restart_window", "health_check_timeout", "input_timeout":
+			return " 1"
+		case "restart_policy":
+			return " never"
+		case "strict_types", "exit_when_nodes_finish":
+			return " true"
+		}
+		return " x"
+	}
+	check := func(field, src string) {
+		t.Helper()
+		if _, err := Parse([]byte(src), "test.yml"); err != nil && strings.Contains(err.Error(), "unknown field") {
+			t.Errorf("listed field %q is refused: %v", field, err)
+		}
+	}
+	for _, f := range rootFields() {
+		if f != "nodes" {
+			check(f, "nodes:\n  - id: n\n    path: ./n\n"+f+":"+value(f)+"\n")
+		}
+	}
+	for _, f := range nodeFields() {
+		if f != "id" && f != "path" {
+			check(f, "nodes:\n  - id: n\n    path: ./n\n    "+f+":"+value(f)+"\n")
+		}
+	}
+	for _, f := range inputFields() {
+		src := "nodes:\n  - id: t\n    path: ./t\n    outputs: [o]\n  - id: n\n    path: ./n\n    inputs:\n      i:\n        source: t/o\n"
+		if f != "source" {
+			src += "        " + f + ":" + value(f) + "\n"
+		}
+		check(f, src)
+	}
+	for _, f := range deployFields() {
+		v := value(f)
+		if f == "labels" {
+			v = " {a: b}"
+		}
+		check(f, "nodes:\n  - id: n\n    path: ./n\n    deploy:\n      "+f+":"+v+"\n")
+	}
+}
+
+func TestDidYouMean(t *testing.T) {
+	known := nodeFields()
+	for name, want := range map[string]string{
+		"ouputs":         `; did you mean "outputs"?`,
+		"input":          `; did you mean "inputs"?`,
+		"restart_polcy":  `; did you mean "restart_policy"?`,
+		"foo":            "",
+		"ab":             "",
+		"completely_new": "",
+	} {
+		if got := didYouMean(name, known); got != want {
+			t.Errorf("didYouMean(%q) = %q, want %q", name, got, want)
+		}
+	}
+	if d := editDistance("kitten", "sitting"); d != 3 {
+		t.Errorf("editDistance(kitten, sitting) = %d", d)
+	}
+	if d := editDistance("ab", "ba"); d != 1 {
+		t.Errorf("editDistance(ab, ba) = %d", d)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -40,6 +117,44 @@ bogus: 1
 `,
 			want: []wantErr{{4, 1, "", `unknown field "bogus"`}},
 			text: `test.yml:4:1: unknown field "bogus"`,
+		},
+		{
+			name: "misspelt node field",
+			src: `nodes:
+  - id: a
+    path: ./a
+    ouputs: [x]
+`,
+			want: []wantErr{{4, 5, "a", `unknown field "ouputs"; did you mean "outputs"?`}},
+			text: `test.yml:4:5: node "a": unknown field "ouputs"; did you mean "outputs"?`,
+		},
+		{
+			name: "misspelt top-level field",
+			src: `node:
+  - id: a
+    path: ./a
+`,
+			want: []wantErr{
+				{1, 1, "", `unknown field "node"; did you mean "nodes"?`},
+				{1, 1, "", "missing required field `nodes`"},
+			},
+		},
+		{
+			name: "misspelt deploy and input fields",
+			src: `nodes:
+  - id: a
+    path: ./a
+    _unstable_deploy:
+      machin: robot-a
+    inputs:
+      tick:
+        source: dora/timer/millis/100
+        queue_sise: 2
+`,
+			want: []wantErr{
+				{5, 7, "a", "unknown field \"machin\" in `_unstable_deploy`; did you mean \"machine\"?"},
+				{9, 9, "a", `input "tick": unknown field "queue_sise"; did you mean "queue_size"?`},
+			},
 		},
 		{
 			name: "duplicate node ids",

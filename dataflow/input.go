@@ -52,7 +52,7 @@ func (p *problems) longInput(in *Input, key, m *yaml.Node, id string) bool {
 		case "input_timeout":
 			in.Timeout = p.seconds(e.val, id, "input_timeout", true)
 		default:
-			p.add(e.key, id, "input %q: unknown field %q", in.ID, e.name)
+			p.add(e.key, id, "input %q: unknown field %q%s", in.ID, e.name, didYouMean(e.name, inputFields()))
 		}
 	}
 	if src == nil {

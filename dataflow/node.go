@@ -74,7 +74,7 @@ func (p *problems) node(m *yaml.Node) *Node {
 		case "custom":
 			unsupported = msgCustom
 		default:
-			p.add(e.key, id, "unknown field %q", e.name)
+			p.add(e.key, id, "unknown field %q%s", e.name, didYouMean(e.name, nodeFields()))
 		}
 	}
 	p.checkID(n, m, idNode)
@@ -264,7 +264,7 @@ func (p *problems) deploy(v *yaml.Node, id, key string) Deploy {
 		case "labels":
 			d.Labels = p.stringMap(e.val, id, key+".labels", "label")
 		default:
-			p.add(e.key, id, "unknown field %q in `%s`", e.name, key)
+			p.add(e.key, id, "unknown field %q in `%s`%s", e.name, key, didYouMean(e.name, deployFields()))
 		}
 	}
 	return d
