@@ -64,7 +64,7 @@ func TestRegisterHandshake(t *testing.T) {
 		t.Fatalf("no session after re-register")
 	}
 	h, err := ts.cl.Health(context.Background())
-	if err != nil || h.Daemons != 1 {
+	if err != nil || h.Daemons != 1 || h.Profile != "" {
 		t.Errorf("health %+v %v", h, err)
 	}
 }

@@ -22,6 +22,9 @@ func TestGossipMembers(t *testing.T) {
 	if coordGossip == "" {
 		t.Fatal("no gossip address")
 	}
+	if h, err := ts.cl.Health(context.Background()); err != nil || h.Profile != cluster.ProfileLocal {
+		t.Errorf("health %+v, %v: want profile %q", h, err, cluster.ProfileLocal)
+	}
 	f := newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-g", machine: "robot-g"})
 	if f.reply.CoordinatorGossip != coordGossip {
 		t.Errorf("register reply gossip %q, want %q", f.reply.CoordinatorGossip, coordGossip)

@@ -58,7 +58,11 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, proto.Health{Version: s.cfg.Version, StartedAt: s.startedAt, Daemons: len(s.connected())})
+	h := proto.Health{Version: s.cfg.Version, StartedAt: s.startedAt, Daemons: len(s.connected())}
+	if s.cfg.Gossip {
+		h.Profile = s.cfg.Profile
+	}
+	writeJSON(w, http.StatusOK, h)
 }
 
 func (s *Server) handleMembers(w http.ResponseWriter, _ *http.Request) {

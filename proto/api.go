@@ -30,6 +30,8 @@ type Health struct {
 	Version   string    `json:"version"`
 	StartedAt time.Time `json:"started_at"`
 	Daemons   int       `json:"daemons"`
+	// Profile is the gossip profile the coordinator runs ("" without gossip).
+	Profile string `json:"profile,omitempty"`
 }
 
 // Member is one member of the gossip ring as the coordinator sees it.

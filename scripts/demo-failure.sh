@@ -38,7 +38,7 @@ for _ in $(seq 100); do
 done
 step "$D" list
 
-pid=$(cut -d' ' -f1 "$STATE/up/daemon-robot-b.pid")
+pid=$(cat "$STATE/up/daemon-robot-b.pid")
 printf '\n\033[1m$ kill -9 %s   # daemon-robot-b\033[0m\n' "$pid"
 kill -9 "$pid"
 

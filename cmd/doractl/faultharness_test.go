@@ -24,18 +24,14 @@ func (e *env) upMachines(machines ...string) {
 // pid reads the pid `up` recorded for a process ("coordinator", "daemon-a").
 func (e *env) pid(name string) int {
 	e.t.Helper()
-	b, err := os.ReadFile(filepath.Join(e.stateDir(), "up", name+".pid"))
-	if err != nil {
-		e.t.Fatalf("pid of %s: %v", name, err)
+	pf, ok := readPidFile(filepath.Join(e.stateDir(), "up", name+".pid"))
+	if !ok {
+		e.t.Fatalf("no pid file of %s", name)
 	}
-	var pid int
-	var start uint64
-	if _, err := fmt.Sscanf(string(b), "%d %d", &pid, &start); err != nil {
-		e.t.Fatalf("pid file of %s: %v", name, err)
+	if !pf.alive() {
+		e.t.Fatalf("%s (pid %d) is not running", name, pf.pid)
 	}
-	if st, err := procStart(pid); err != nil || st != start {
-		e.t.Fatalf("%s (pid %d) is not running", name, pid)
-	}
+	pid := pf.pid
 	return pid
 }
 

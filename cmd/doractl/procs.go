@@ -40,19 +40,48 @@ func procStart(pid int) (uint64, error) {
 	return st.StartTime, nil
 }
 
-// pidFile records a detached process started by `doractl up`.
+// pidFile records a detached process started by `doractl up`: <name>.pid holds its pid
+// alone (so `kill $(cat <name>.pid)` works), <name>.start its start time, which tells a
+// reused pid from ours.
 type pidFile struct {
 	path  string
 	pid   int
 	start uint64
 }
 
+// startPath is the start-time file beside a pid file.
+func startPath(pidPath string) string { return strings.TrimSuffix(pidPath, ".pid") + ".start" }
+
 func writePidFile(path string, pid int) error {
 	st, err := procStart(pid)
 	if err != nil {
 		return fmt.Errorf("read start time of %d: %w", pid, err)
 	}
-	return os.WriteFile(path, []byte(fmt.Sprintf("%d %d\n", pid, st)), 0o644)
+	if err := os.WriteFile(startPath(path), []byte(fmt.Sprintf("%d\n", st)), 0o644); err != nil {
+		return fmt.Errorf("write start time of %d: %w", pid, err)
+	}
+	return os.WriteFile(path, []byte(fmt.Sprintf("%d\n", pid)), 0o644)
+}
+
+// readPidFile reads one pid file and its start time; ok is false when either is
+// missing or unreadable (a process `up` did not finish recording).
+func readPidFile(path string) (pf pidFile, ok bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return pf, false
+	}
+	if _, err := fmt.Sscanf(string(b), "%d", &pf.pid); err != nil {
+		return pf, false
+	}
+	sb, err := os.ReadFile(startPath(path))
+	if err != nil {
+		return pf, false
+	}
+	if _, err := fmt.Sscanf(string(sb), "%d", &pf.start); err != nil {
+		return pf, false
+	}
+	pf.path = path
+	return pf, true
 }
 
 func readPidFiles(dir string) ([]pidFile, error) {
@@ -62,18 +91,17 @@ func readPidFiles(dir string) ([]pidFile, error) {
 	}
 	var out []pidFile
 	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
+		if pf, ok := readPidFile(p); ok {
+			out = append(out, pf)
 		}
-		var pf pidFile
-		if _, err := fmt.Sscanf(string(b), "%d %d", &pf.pid, &pf.start); err != nil {
-			continue
-		}
-		pf.path = p
-		out = append(out, pf)
 	}
 	return out, nil
+}
+
+// remove deletes the pid file and its start time.
+func (p pidFile) remove() {
+	_ = os.Remove(p.path)
+	_ = os.Remove(startPath(p.path))
 }
 
 // alive reports whether the recorded process still runs (same pid, same start time).

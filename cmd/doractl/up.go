@@ -38,7 +38,8 @@ func newUpCmd(g *globalOpts) *cobra.Command {
 		Use:   "up",
 		Short: "Start a local cluster (coordinator + daemon) in the background; idempotent",
 		Long: `Start a coordinator and a daemon on this machine, detached, unless they already run.
-Their logs and pid files are in $DORACTL_STATE_DIR/up (default ~/.local/state/doractl/up).
+Their logs and pid files are in $DORACTL_STATE_DIR/up (default ~/.local/state/doractl/up);
+node logs are in $DORACTL_STATE_DIR/daemons/<daemon>/ (read them with 'doractl logs').
 Run it again at any time: what already runs is left alone. --daemons N starts N daemons
 with machine ids HOST, HOST-2, ... or the ids given by --machines (handy to try
 multi-machine placement and failures). Nodes without a deploy section go to this host's
@@ -161,12 +162,16 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 	defer cancel()
 
 	hctx, hcancel := context.WithTimeout(ctx, 2*time.Second)
-	_, herr := c.Health(hctx)
+	health, herr := c.Health(hctx)
 	hcancel()
 	if herr == nil {
 		fmt.Fprintf(out, "coordinator already running at %s\n", g.coordinatorAddr)
-		if o.profileSet {
-			fmt.Fprintf(out, "note: coordinator already running; --profile %s not applied (destroy first to change it)\n", o.profile)
+		if o.profileSet && !strings.EqualFold(health.Profile, o.profile) {
+			running := health.Profile
+			if running == "" {
+				running = "no gossip"
+			}
+			fmt.Fprintf(out, "note: coordinator already running with profile %s; --profile %s not applied (destroy first to change it)\n", running, o.profile)
 		}
 	} else {
 		defMachine := o.defMachine
@@ -238,7 +243,7 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 			"--node-addr", nodeAddr,
 			"--gossip-addr", host, "--gossip-port", "0",
 			"--profile", o.profile,
-			"--state-dir", filepath.Join(stateDir(), name),
+			"--state-dir", filepath.Join(stateDir(), "daemons"), // the daemon keeps daemons/<name>/
 		}
 		pid, err := spawnDetached(name, dir, args)
 		if err != nil {
@@ -389,7 +394,7 @@ func runDestroy(ctx context.Context, c *client.Client, grace time.Duration, out 
 	}
 	for _, p := range pids {
 		if !p.alive() {
-			_ = os.Remove(p.path)
+			p.remove()
 		}
 	}
 	fmt.Fprintln(out, "destroyed")
