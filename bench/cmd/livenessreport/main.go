@@ -63,9 +63,9 @@ func (o *options) has(phase string) bool {
 func main() {
 	var o options
 	flag.StringVar(&o.out, "out", "docs/benchmarks.md", "Markdown file to write the section into (- for stdout)")
-	flag.StringVar(&o.command, "command", "make bench-liveness", "reproducing command printed in the report")
+	flag.StringVar(&o.command, "command", "", "reproducing command printed in the report beside the driver's own command line (default: the driver's line alone)")
 	flag.IntVar(&o.trials, "trials", 10, "crash trials per profile and N (lan, local, flaky, baseline)")
-	flag.IntVar(&o.wanTrials, "wan-trials", 3, "crash trials per N on the wan profile")
+	flag.IntVar(&o.wanTrials, "wan-trials", 10, "crash trials per N on the wan profile")
 	flag.DurationVar(&o.lossDuration, "loss-duration", 90*time.Second, "run time of each packet-loss condition")
 	flag.IntVar(&o.stalls, "stalls", 3, "stalls per stall condition")
 	flag.DurationVar(&o.stallRecover, "stall-recover", 20*time.Second, "observation time after each stall ends")

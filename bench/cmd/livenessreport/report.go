@@ -88,8 +88,8 @@ func (r *report) render(b *bytes.Buffer) {
 		title += " (" + o.section + ")"
 	}
 	fmt.Fprintf(b, "%s\n\n", title)
-	fmt.Fprintf(b, "Measured side by side in one run of `%s` (`go run ./bench/cmd/livenessreport %s`; "+
-		"about %s of wall time), with one fault schedule for both detectors.\n\n", r.command, strings.Join(r.args, " "), r.wall.Round(10*time.Second))
+	fmt.Fprintf(b, "Measured side by side in one run of %s (about %s of wall time), with one fault schedule "+
+		"for both detectors.\n\n", r.commandLine(), r.wall.Round(10*time.Second))
 	fmt.Fprintf(b, "| date | nproc | Go | load average before | after crash phase | after false-death phase | after load phase |\n"+
 		"| --- | --- | --- | --- | --- | --- | --- |\n| %s | %d | %s | %s | %s | %s | %s |\n\n",
 		r.date.Format("2006-01-02 15:04 MST"), r.cpus, r.goVersion, r.loadBefore, r.loadAfterCrash, r.loadAfterFalse, r.loadAfter)
@@ -110,8 +110,11 @@ func (r *report) render(b *bytes.Buffer) {
 		"`ControlCheck` pings over a real `proto.Conn` control link from each daemon member (kernel TCP over loopback "+
 		"between the two members' IPs, keepalive %s, idle timeout %s, reconnect backoff %s–%s, as the daemon session; "+
 		"registration → `LinkUp`, a closed link → `LinkDown`, control port a real listener of the daemon). A dead verdict "+
-		"is `memberlist declared it dead` **and** the control link did not answer within %s (or the link was already "+
-		"down), or the port refusing connections; on a profile with a stall grace (`StallGrace`: flaky and wan, 20 s) a "+
+		"is `memberlist declared it dead` **and** neither the control link nor a gossip ping answered within the "+
+		"profile's confirm timeout (`ConfirmTimeout`: 1 s, flaky and wan 2 s; or the link was already down), or the port "+
+		"refusing connections; the same checks run back to back on a member silent for 1.5 s before the verdict, and "+
+		"one that ended within confirm timeout + 500 ms of it, with the port refusing or silent and the member unheard "+
+		"since it began, is the confirmation (a vanished host is dead with gossip's verdict); on a profile with a stall grace (`StallGrace`: flaky and wan, 20 s) a "+
 		"member whose port still accepts connections (its host answers, the process does not) stays suspect until it "+
 		"has been unheard for the grace. The port dial goes through the same loss model: its SYN is lost like a "+
 		"segment (a timeout), a vanished member's port never answers, a stalled member's still accepts (the kernel "+
@@ -124,7 +127,7 @@ func (r *report) render(b *bytes.Buffer) {
 		"until the stall ends (what it was sent waits in its socket buffer). This is kinder than real TCP on one "+
 		"point (no congestion-window collapse) and harsher on another (loopback ACKs are never lost, but every lost "+
 		"segment costs a full RTO, never a fast retransmit).\n\n",
-		linkKeepAlive, linkIdle, reconnectMin, reconnectMax, checkTimeout, segRTO)
+		linkKeepAlive, linkIdle, reconnectMin, reconnectMax, segRTO)
 
 	if len(r.crash) > 0 {
 		r.renderCrash(b)
@@ -139,6 +142,29 @@ func (r *report) render(b *bytes.Buffer) {
 		r.renderLoad(b)
 	}
 	r.renderTargets(b)
+}
+
+// commandLine is the reproducing command, with the driver's own command line beside it
+// when the two differ (e.g. `make bench-liveness`, which sets -loss-duration). The
+// -command and -out flags are left out of the driver's line: they do not change figures.
+func (r *report) commandLine() string {
+	var kept []string
+	for i := 0; i < len(r.args); i++ {
+		a := strings.TrimLeft(r.args[i], "-")
+		name, _, hasValue := strings.Cut(a, "=")
+		if name == "command" || name == "out" {
+			if !hasValue {
+				i++ // the flag's value is the next argument
+			}
+			continue
+		}
+		kept = append(kept, r.args[i])
+	}
+	driver := strings.TrimSpace("go run ./bench/cmd/livenessreport " + strings.Join(kept, " "))
+	if r.command == "" || r.command == driver {
+		return "`" + driver + "`"
+	}
+	return "`" + r.command + "` (`" + driver + "`)"
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
