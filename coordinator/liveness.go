@@ -132,6 +132,15 @@ func (l *liveness) onRingEvent(ev cluster.Event) {
 			// its control link: not a rejoin.
 			return
 		}
+		l.mu.Lock()
+		epoch := l.epochs[m.Name]
+		l.mu.Unlock()
+		if l.det.State(m.Name).Verdict == failure.Left && epoch != 0 && m.Meta.BootEpoch == epoch {
+			// Gossip that still has a process alive after it announced its leave (its
+			// ring leave is late or failed): that process is not coming back, only a
+			// new registration revives the name.
+			return
+		}
 		l.det.GossipJoin(m.Name, m.Meta.ControlAddr)
 	case cluster.MemberLeave:
 		l.mu.Lock()

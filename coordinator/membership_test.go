@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"github.com/doractl/doractl/cluster"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -239,5 +240,18 @@ func TestLeavingAnnouncementIsLeftNotDead(t *testing.T) {
 	d := waitStatus(t, ts, "demo", proto.DataflowFinished, proto.NodeStopped)
 	if d.Reason != "all nodes finished" {
 		t.Logf("reason: %s", d.Reason)
+	}
+
+	// Gossip that still lists the process that left (its ring leave was late) does not
+	// revive it; a new process under the name (a new boot epoch) does.
+	ts.srv.live.onRingEvent(cluster.Event{Type: cluster.MemberUpdate,
+		Member: cluster.Member{Name: "daemon-a", Meta: cluster.Meta{Role: cluster.RoleDaemon, BootEpoch: f.epoch}}})
+	if m, _ := memberStatus(t, ts, "daemon-a"); m.Status != proto.MemberLeft {
+		t.Fatalf("gossip of the process that left turned it %s (%s)", m.Status, m.Reason)
+	}
+	ts.srv.live.onRingEvent(cluster.Event{Type: cluster.MemberJoin,
+		Member: cluster.Member{Name: "daemon-a", Meta: cluster.Meta{Role: cluster.RoleDaemon, BootEpoch: f.epoch + 1}}})
+	if m, _ := memberStatus(t, ts, "daemon-a"); m.Status != proto.MemberAlive {
+		t.Fatalf("a new process under the name is %s (%s), want alive", m.Status, m.Reason)
 	}
 }

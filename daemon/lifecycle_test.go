@@ -328,3 +328,35 @@ func TestInProcessDialer(t *testing.T) {
 		t.Fatalf("%d registrations: the pipe link did not hold", len(f.registers))
 	}
 }
+
+// A daemon that lost its coordinator link while shutting down does not register again:
+// it would pass for alive (after destroy, with the next cluster's coordinator) and then
+// vanish.
+func TestShuttingDownDaemonDoesNotRegisterAgain(t *testing.T) {
+	t.Parallel()
+	f := newFakeCoord(t)
+	cfg := testConfig(t, f)
+	cfg.DefaultGrace = 1500 * time.Millisecond
+	rd := startDaemon(t, f, cfg)
+	const df = "df-shutdown"
+	spawn(t, f, df, stubbornNode("stubborn", false))
+	f.waitStatus(t, df, "stubborn", proto.NodeRunning, 10*time.Second)
+
+	rd.cancel() // SIGTERM: the stubborn node keeps the shutdown busy for its grace
+	testutil.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if !rd.isShutting() {
+			return fmt.Errorf("not shutting down yet")
+		}
+		return nil
+	})
+	f.dropLink()
+	if err := rd.wait(t, 20*time.Second); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	f.mu.Lock()
+	n := len(f.registers)
+	f.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d registrations, want 1: the daemon registered again while shutting down", n)
+	}
+}

@@ -22,12 +22,18 @@ const (
 )
 
 // runSession keeps a registered session with the coordinator until ctx is done. It never
-// gives up: nodes keep running while the coordinator is away (DESIGN invariant 6).
+// gives up: nodes keep running while the coordinator is away (DESIGN invariant 6). A
+// daemon shutting down does not register again: it would pass for alive with a
+// coordinator (often the next cluster's, after destroy) and then vanish.
 func (d *Daemon) runSession(ctx context.Context) {
 	bo := newBackoff(d.cfg.ReconnectMin, d.cfg.ReconnectMax)
 	failures := 0
 	lastRejection := ""
 	for ctx.Err() == nil {
+		if d.isShutting() {
+			d.log.Warn("shutting down without a coordinator link: not registering again; the coordinator infers the outcomes not sent")
+			return
+		}
 		conn, reply, err := d.connect(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -177,6 +183,13 @@ func (d *Daemon) announceLeaving(reason string) {
 	if err := conn.Notify(proto.TypeLeaving, &proto.Leaving{Reason: reason}); err != nil {
 		d.log.Debug("leave announcement not sent", "error", err)
 	}
+}
+
+// isShutting reports whether the daemon is shutting down.
+func (d *Daemon) isShutting() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.shutting
 }
 
 func (d *Daemon) setSession(conn *proto.Conn) {
