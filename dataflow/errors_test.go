@@ -140,6 +140,19 @@ bogus: 1
 			},
 		},
 		{
+			name: "deploy field outside deploy",
+			src: `working_dir: /srv
+nodes:
+  - id: a
+    path: ./a
+    machine: robot-a
+`,
+			want: []wantErr{
+				{1, 1, "", "unknown field \"working_dir\"; \"working_dir\" belongs under `deploy:`"},
+				{5, 5, "a", "unknown field \"machine\"; \"machine\" belongs under `deploy:`"},
+			},
+		},
+		{
 			name: "misspelt deploy and input fields",
 			src: `nodes:
   - id: a
@@ -155,6 +168,18 @@ bogus: 1
 				{5, 7, "a", "unknown field \"machin\" in `_unstable_deploy`; did you mean \"machine\"?"},
 				{9, 9, "a", `input "tick": unknown field "queue_sise"; did you mean "queue_size"?`},
 			},
+		},
+		{
+			name: "source without outputs",
+			src: `nodes:
+  - id: a
+    path: ./a
+  - id: b
+    path: ./b
+    inputs:
+      x: a/out
+`,
+			want: []wantErr{{7, 7, "b", "input \"x\": source \"a/out\": node \"a\" has no outputs (list them under its `outputs:`)"}},
 		},
 		{
 			name: "duplicate node ids",

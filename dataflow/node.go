@@ -74,7 +74,7 @@ func (p *problems) node(m *yaml.Node) *Node {
 		case "custom":
 			unsupported = msgCustom
 		default:
-			p.add(e.key, id, "unknown field %q%s", e.name, didYouMean(e.name, nodeFields()))
+			p.add(e.key, id, "unknown field %q%s", e.name, fieldHint(e.name, nodeFields()))
 		}
 	}
 	p.checkID(n, m, idNode)

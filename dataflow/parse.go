@@ -105,7 +105,7 @@ func (p *problems) descriptor(root *yaml.Node) *Descriptor {
 			"exit_when_nodes_finish", "type_rules":
 			// Accepted for compatibility; they have no effect here.
 		default:
-			p.add(e.key, "", "unknown field %q%s", e.name, didYouMean(e.name, rootFields()))
+			p.add(e.key, "", "unknown field %q%s", e.name, fieldHint(e.name, rootFields()))
 		}
 	}
 	if nodes == nil {

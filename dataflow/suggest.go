@@ -1,6 +1,9 @@
 package dataflow
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // The fields each mapping of a descriptor accepts, for "did you mean" hints. A test
 // checks that every name listed parses.
@@ -19,6 +22,15 @@ func nodeFields() []string {
 func inputFields() []string { return []string{"source", "queue_size", "input_timeout"} }
 
 func deployFields() []string { return []string{"machine", "working_dir", "labels"} }
+
+// fieldHint is the hint for an unknown field outside `deploy`: where it belongs if it is
+// a deploy field, else didYouMean.
+func fieldHint(name string, known []string) string {
+	if slices.Contains(deployFields(), name) {
+		return fmt.Sprintf("; %q belongs under `deploy:`", name)
+	}
+	return didYouMean(name, known)
+}
 
 // didYouMean is `; did you mean "x"?` for the known name closest to name, when it is
 // close enough to be a typo (at most 2 edits, and fewer than half of name), else "".

@@ -32,9 +32,12 @@ func (p *problems) validate(d *Descriptor) {
 			case from.operatorNode:
 				p.addAt(in.Line, in.Column, n.ID, "input %q: source %q: node %q is an operator runtime node, which is not supported",
 					in.ID, src, src.Node)
+			case !from.HasOutput(src.Output) && len(from.Outputs) == 0:
+				p.addAt(in.Line, in.Column, n.ID, "input %q: source %q: node %q has no outputs (list them under its `outputs:`)",
+					in.ID, src, src.Node)
 			case !from.HasOutput(src.Output):
-				p.addAt(in.Line, in.Column, n.ID, "input %q: source %q: node %q has no output %q; its outputs are [%s]",
-					in.ID, src, src.Node, src.Output, strings.Join(from.Outputs, " "))
+				p.addAt(in.Line, in.Column, n.ID, "input %q: source %q: node %q has no output %q; its outputs are [%s]%s",
+					in.ID, src, src.Node, src.Output, strings.Join(from.Outputs, " "), didYouMean(src.Output, from.Outputs))
 			}
 		}
 	}

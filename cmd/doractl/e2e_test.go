@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/doractl/doractl/internal/testutil"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -187,7 +188,8 @@ func TestStopStubbornNode(t *testing.T) {
 	e.mustRun("destroy")
 }
 
-func TestCLIErrorsAreOneLine(t *testing.T) {
+// One problem is one line on stderr, with a non-zero exit.
+func TestCLIErrors(t *testing.T) {
 	e := newEnv(t)
 	bad := e.writeDataflow("bad.yml", "nodes:\n  - id: a\n    path: x\n    bogus: 1\n")
 	cases := []struct {
@@ -210,4 +212,48 @@ func TestCLIErrorsAreOneLine(t *testing.T) {
 			t.Errorf("doractl %s: error spans %d lines: %q", strings.Join(c.args, " "), lines+1, r.stderr)
 		}
 	}
+	// Several problems: one per line, like a compiler; a suggestion on its own lines.
+	two := e.writeDataflow("two.yml", "nodes:\n  - id: a\n    path: x\n    ouputs: [o]\n  - id: b\n    path: y\n    inputs:\n      i: a/o\n")
+	for args, want := range map[string]string{
+		"check " + two: "Error: " + two + `:4:5: node "a": unknown field "ouputs"; did you mean "outputs"?` + "\n  " + two +
+			`:8:7: node "b": input "i": source "a/o": node "a" has no outputs (list them under its ` + "`outputs:`)\n",
+		"strat":  "Error: unknown command \"strat\" for \"doractl\"\n  Did you mean this?\n  start\n",
+		"logs x": "Error: accepts 2 arg(s), received 1\n  usage: doractl logs DATAFLOW NODE [flags] (see 'doractl logs --help')\n",
+	} {
+		if r := e.run(strings.Fields(args)...); r.code != 1 || r.stderr != want {
+			t.Errorf("doractl %s: want exit 1 and\n%s\ngot %s", args, want, r)
+		}
+	}
+}
+
+// An attached start announces a node that fails while the others run, and after Ctrl-C
+// shows every node's log to its last line before the outcome table.
+func TestStartAttached(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t)
+	e.up()
+	df := e.writeDataflow("attached.yml", rustDataflow+`  - id: failing
+    path: BIN/exit-code
+    env:
+      EXIT_CODE: 3
+      EXIT_AFTER: 300ms
+`)
+	p := e.startProc(false, e.cliEnv(), "start", df, "--name", "att", "--grace-duration", "2s")
+	p.waitOutput(t, 30*time.Second, p.stderr, `node "failing" failed (exit 3)`)
+	p.waitOutput(t, 10*time.Second, p.stdout, "rust-sink: ")
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t, 30*time.Second); code != 1 {
+		t.Fatalf("attached start exited %d, want 1 (a node failed)\n%s", code, p)
+	}
+	logs := strings.Split(strings.TrimSpace(e.mustRun("logs", "att", "rust-sink").stdout), "\n")
+	last := logs[len(logs)-1]
+	if !strings.Contains(p.stdout.String(), "rust-sink: "+last+"\n") {
+		t.Errorf("the attached output lacks the sink's last log line %q\n%s", last, p)
+	}
+	if strings.Count("\n"+p.stderr.String(), "\n"+`node "failing" failed (exit 3)`+"\n") != 1 {
+		t.Errorf("the failure is not announced exactly once:\n%s", p.stderr)
+	}
+	e.mustRun("destroy")
 }

@@ -21,7 +21,7 @@ func main() {
 			}
 			os.Exit(ee.code)
 		}
-		fmt.Fprintln(os.Stderr, "Error:", oneLine(err))
+		fmt.Fprintln(os.Stderr, errorLines(err))
 		os.Exit(1)
 	}
 }
