@@ -226,7 +226,7 @@ func (s *Server) spawnOne(ctx context.Context, name, daemon string, job *spawnJo
 	var re *proto.RemoteError
 	switch {
 	case errors.As(err, &re):
-		return newAPIError(http.StatusBadGateway, "start: %s refused the nodes: %s", where, re.Msg)
+		return newAPIError(http.StatusBadGateway, "start: %s (refused by %s)", re.Msg, where)
 	case errors.Is(err, context.DeadlineExceeded):
 		return newAPIError(http.StatusGatewayTimeout, "start: %s did not acknowledge its nodes within %s%s", where, s.cfg.StartTimeout, s.unreachableSuffix(daemon))
 	case errors.Is(err, context.Canceled):
@@ -240,7 +240,7 @@ func (s *Server) spawnOne(ctx context.Context, name, daemon string, job *spawnJo
 // was sent to (a spawn that timed out may have started some nodes).
 func (s *Server) abortStart(id string, jobs map[string]*spawnJob, cause error) {
 	s.reg.update(id, func(d *dataflowRec) bool {
-		d.StartErr = cause.Error()
+		d.StartErr = strings.TrimPrefix(cause.Error(), "start: ") // the reason says "start failed: "
 		now := time.Now()
 		for _, n := range d.Nodes {
 			if !n.final() {

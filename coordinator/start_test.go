@@ -244,7 +244,8 @@ func TestStartFailureStopsWhatWasSpawned(t *testing.T) {
 		return nil
 	})
 	d, err := ts.cl.Get(context.Background(), "broken")
-	if err != nil || d.Status != proto.DataflowFailed || !strings.HasPrefix(d.Reason, "start failed: ") {
+	if err != nil || d.Status != proto.DataflowFailed || !strings.HasPrefix(d.Reason, "start failed: cannot run ./arm") ||
+		!strings.Contains(d.Reason, `(refused by daemon "daemon-b"`) {
 		t.Fatalf("after a failed start: %+v %v", d, err)
 	}
 	// The name is free again.

@@ -118,7 +118,7 @@ func checkSpawn(req *proto.SpawnRequest) error {
 		}
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("spawn %s: %s", req.DataflowID, strings.Join(bad, "; "))
+		return errors.New(strings.Join(bad, "; "))
 	}
 	return nil
 }
