@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/doractl/doractl/internal/waitgroup"
 	"io"
 	"net"
 	"os"
@@ -79,6 +80,9 @@ type Event struct {
 	// every node runs here, one entry per machine or label set, e.g.
 	// `machine robot-a (nodes camera, lidar)`.
 	Ignored []string
+	// Dynamic lists, for EventStarted, the dynamic nodes (started by hand, they connect
+	// to NodeAddr).
+	Dynamic []string
 }
 
 // EventKind says what an Event reports.
@@ -213,14 +217,20 @@ func Run(ctx context.Context, cfg Config) (proto.Dataflow, error) {
 			}(n.ID)
 		}
 	}
+	var dynamic []string
+	for _, n := range desc.Nodes {
+		if n.IsDynamic() {
+			dynamic = append(dynamic, n.ID)
+		}
+	}
 	emit(Event{Kind: EventStarted, Dataflow: df, NodeAddr: d.NodeListenAddr(),
-		LogDir: filepath.Join(d.StateDir(), "dataflows", rep.ID), Ignored: ignoredDeploys(desc)})
+		LogDir: filepath.Join(d.StateDir(), "dataflows", rep.ID), Ignored: ignoredDeploys(desc), Dynamic: dynamic})
 
 	df, err = await(ctx, srv, rep.ID, cfg, force, emit, log)
 	if err != nil {
 		return df, err
 	}
-	if !waitGroup(&logs, logDrainTimeout) {
+	if !waitgroup.Within(&logs, logDrainTimeout) {
 		log.Debug("log streams still open after the dataflow ended")
 	}
 	logCancel()
@@ -296,21 +306,6 @@ func waitDone(ch <-chan error, timeout time.Duration, log hclog.Logger, what str
 		}
 	case <-time.After(timeout):
 		log.Warn("in-process server did not shut down in time", "server", what, "timeout", timeout)
-	}
-}
-
-// waitGroup waits for wg up to timeout; false if it timed out.
-func waitGroup(wg *sync.WaitGroup, timeout time.Duration) bool {
-	ch := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(ch)
-	}()
-	select {
-	case <-ch:
-		return true
-	case <-time.After(timeout):
-		return false
 	}
 }
 

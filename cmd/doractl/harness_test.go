@@ -117,11 +117,7 @@ func (e *env) exec(args ...string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "doractl"), args...)
-	cmd.Env = append(os.Environ(),
-		"DORACTL_STATE_DIR="+e.stateDir(),
-		"DORA_COORDINATOR_ADDR="+e.ctrl,
-		"DORACTL_DAEMON_ADDR="+fmt.Sprintf("127.0.0.1:%d", e.nodePort),
-	)
+	cmd.Env = e.cliEnv()
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	err := cmd.Run()
@@ -135,6 +131,15 @@ func (e *env) exec(args ...string) (result, error) {
 }
 
 func (e *env) stateDir() string { return filepath.Join(e.dir, "state") }
+
+// cliEnv is the environment of a doractl command against e's cluster.
+func (e *env) cliEnv() []string {
+	return append(os.Environ(),
+		"DORACTL_STATE_DIR="+e.stateDir(),
+		"DORA_COORDINATOR_ADDR="+e.ctrl,
+		"DORACTL_DAEMON_ADDR="+fmt.Sprintf("127.0.0.1:%d", e.nodePort),
+	)
+}
 
 func (e *env) mustRun(args ...string) result {
 	e.t.Helper()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -89,12 +90,19 @@ func nodeCounts(nodes []proto.NodeInfo) string {
 	return strings.Join(parts, ", ")
 }
 
-func printNodeOutcomes(w io.Writer, nodes []proto.NodeInfo) {
+// printNodeOutcomes prints one line per node. A node without an outcome on a daemon
+// in unconfirmed (it did not confirm a stop in time) is "unconfirmed", with its last
+// known status.
+func printNodeOutcomes(w io.Writer, nodes []proto.NodeInfo, unconfirmed []string) {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "NODE\tMACHINE\tDAEMON\tOUTCOME")
 	for _, n := range nodes {
 		out := n.Outcome
-		if out == "" {
+		switch {
+		case out != "":
+		case slices.Contains(unconfirmed, n.Daemon):
+			out = "unconfirmed (last known: " + n.Status + ")"
+		default:
 			out = n.Status
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n.ID, n.Machine, n.Daemon, out)

@@ -116,7 +116,11 @@ func printRunEvent(w io.Writer, ev local.Event, grace time.Duration) {
 	switch ev.Kind {
 	case local.EventStarted:
 		fmt.Fprintf(w, "dataflow %s (%s) running; Ctrl-C to stop it\n", ev.Dataflow.Name, ev.Dataflow.ID)
-		fmt.Fprintf(w, "dynamic nodes connect to %s; node logs in %s\n", ev.NodeAddr, ev.LogDir)
+		if len(ev.Dynamic) > 0 {
+			fmt.Fprintf(w, "dynamic nodes connect to %s (%s); node logs in %s\n", ev.NodeAddr, strings.Join(ev.Dynamic, ", "), ev.LogDir)
+		} else {
+			fmt.Fprintf(w, "node logs in %s\n", ev.LogDir)
+		}
 		if len(ev.Ignored) > 0 {
 			fmt.Fprintf(w, "note: every node runs on this machine; deploy sections not followed: %s\n", strings.Join(ev.Ignored, "; "))
 		}

@@ -74,8 +74,14 @@ func (e *env) runEnv() []string {
 // startRun starts `doractl run` with args; withPTY runs it on a terminal.
 func (e *env) startRun(withPTY bool, args ...string) *runProc {
 	e.t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "doractl"), append([]string{"run"}, args...)...)
-	cmd.Env = e.runEnv()
+	return e.startProc(withPTY, e.runEnv(), append([]string{"run"}, args...)...)
+}
+
+// startProc starts doractl with args and env in the background.
+func (e *env) startProc(withPTY bool, env []string, args ...string) *runProc {
+	e.t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "doractl"), args...)
+	cmd.Env = env
 	p := &runProc{cmd: cmd, stdout: &testutil.SyncBuffer{}, stderr: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	copied := make(chan struct{})
 	if withPTY {
@@ -183,16 +189,10 @@ func summaryRow(t *testing.T, out, node string) string {
 	return m[1]
 }
 
-func requireE2E(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: starts real processes")
-	}
-}
-
 // The example to completion with --stop-after: exit 0, every node listed as stopped or
 // finished, the sink's lines prefixed with its id, its log file kept, nothing left running.
 func TestRunStopAfter(t *testing.T) {
-	requireE2E(t)
+	skipShort(t)
 	e := newEnv(t)
 	df := e.writeDataflow("dataflow.yml", rustDataflow)
 	start := time.Now()
@@ -212,6 +212,9 @@ func TestRunStopAfter(t *testing.T) {
 	}
 	if strings.Contains(r.stdout, "\x1b[") {
 		t.Errorf("colour codes in piped output:\n%q", r.stdout)
+	}
+	if strings.Contains(r.stderr, "dynamic nodes connect") || !strings.Contains(r.stderr, "node logs in ") {
+		t.Errorf("a run without dynamic nodes must not point at the dynamic-node port:\n%s", r.stderr)
 	}
 	for _, n := range []string{"rust-node", "rust-status-node", "rust-sink"} {
 		if st := summaryRow(t, r.stderr, n); st != "stopped" && st != "finished" {
@@ -243,12 +246,12 @@ func TestRunStopAfter(t *testing.T) {
 // A dynamic sink started by hand connects to the run's --node-addr, receives messages, and
 // is counted in the outcome; SIGTERM stops the run cleanly.
 func TestRunDynamicNode(t *testing.T) {
-	requireE2E(t)
+	skipShort(t)
 	e := newEnv(t)
 	df := e.writeDataflow("dynamic.yml", runDynamicDataflow)
 	addr := fmt.Sprintf("127.0.0.1:%d", e.nodePort)
 	p := e.startRun(false, df, "--node-addr", addr, "--grace-duration", "5s")
-	p.waitOutput(t, 15*time.Second, p.stderr, "dynamic nodes connect to "+addr)
+	p.waitOutput(t, 15*time.Second, p.stderr, "dynamic nodes connect to "+addr+" (rust-sink-dynamic)")
 
 	sink := exec.Command(filepath.Join(binDir, "rust-sink-dynamic"))
 	sink.Env = append(e.runEnv(), "DORACTL_DAEMON_ADDR="+addr)
@@ -289,7 +292,7 @@ func TestRunDynamicNode(t *testing.T) {
 // Ctrl-C on a terminal: once stops gracefully (a stubborn node is killed after the grace),
 // twice forces at once.
 func TestRunCtrlC(t *testing.T) {
-	requireE2E(t)
+	skipShort(t)
 	t.Run("once", func(t *testing.T) {
 		e := newEnv(t)
 		df := e.writeDataflow("dataflow.yml", rustDataflow)
@@ -367,7 +370,7 @@ func TestRunCtrlC(t *testing.T) {
 // kill -9 of the run leaves no node running: the kernel kills spawned nodes (stubborn
 // ones too) when their parent dies.
 func TestRunKill9LeavesNoNode(t *testing.T) {
-	requireE2E(t)
+	skipShort(t)
 	e := newEnv(t)
 	df := e.writeDataflow("stubborn.yml", runStubbornDataflow)
 	p := e.startRun(false, df, "--node-addr", fmt.Sprintf("127.0.0.1:%d", e.nodePort))
@@ -396,7 +399,7 @@ func TestRunKill9LeavesNoNode(t *testing.T) {
 
 // A failing node makes the run fail with one line naming it and its exit code.
 func TestRunFailingNode(t *testing.T) {
-	requireE2E(t)
+	skipShort(t)
 	e := newEnv(t)
 	df := e.writeDataflow("failing.yml", runFailingDataflow)
 	r := e.run("run", df, "--node-addr", fmt.Sprintf("127.0.0.1:%d", e.nodePort))

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/doractl/doractl/internal/waitgroup"
 	"io"
 	"os"
 	"os/signal"
@@ -82,6 +83,9 @@ func runStart(ctx context.Context, c *client.Client, path string, o *startOpts, 
 	return attach(ctx, c, rep.ID, o.grace, out, errw)
 }
 
+// logDrain is how long attach lets the log streams of an ended dataflow finish.
+const logDrain = 3 * time.Second
+
 // attach streams every node's log until the dataflow ends. The first interrupt stops the
 // dataflow gracefully, the second forces.
 func attach(ctx context.Context, c *client.Client, id string, grace time.Duration, out, errw io.Writer) error {
@@ -94,6 +98,7 @@ func attach(ctx context.Context, c *client.Client, id string, grace time.Duratio
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	streaming := map[string]bool{}
+	announced := map[string]bool{}
 	lw := &lockedWriter{w: out}
 	stopResult := make(chan error, 2)
 	interrupts := 0
@@ -115,10 +120,22 @@ func attach(ctx context.Context, c *client.Client, id string, grace time.Duratio
 					}(n.ID)
 				}
 			}
+			for _, n := range d.Nodes {
+				// A node that failed or was lost while the others run is news now, not
+				// only in the final table.
+				if (n.Status == proto.NodeFailed || n.Status == proto.NodeLost) && !announced[n.ID] {
+					announced[n.ID] = true
+					fmt.Fprintf(errw, "node %q %s\n", n.ID, outcomeOf(n))
+				}
+			}
 			if d.Status == proto.DataflowFinished || d.Status == proto.DataflowFailed {
-				cancel()
+				// Each followed log ends by itself once its node's last lines are read;
+				// give them that long before cutting them.
+				if !waitgroup.Within(&wg, logDrain) {
+					cancel()
+				}
 				wg.Wait()
-				printNodeOutcomes(errw, d.Nodes)
+				printNodeOutcomes(errw, d.Nodes, nil)
 				if d.Status == proto.DataflowFailed {
 					return &exitError{code: 1, msg: fmt.Sprintf("dataflow %s failed: %s", d.Name, orDash(d.Reason))}
 				}

@@ -37,7 +37,8 @@ func newStopCmd(g *globalOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stop [DATAFLOW]",
 		Short: "Stop a dataflow and print every node's outcome",
-		Long: `Stop a dataflow, given by UUID or name (optional when exactly one is running).
+		Long: `Stop a dataflow, given by name, UUID or a unique UUID prefix (e.g. 0b6e5c; optional when
+exactly one is running).
 
 Every node is sent a Stop event; a node still running after --grace-duration gets SIGTERM,
 then SIGKILL after half the grace again. --force kills at once. The command always returns
@@ -129,7 +130,7 @@ func runStop(ctx context.Context, c *client.Client, ref string, o *stopOpts, out
 			fmt.Fprintf(out, "stop of %s (%s) recorded; follow it with: doractl list\n", rep.Name, rep.ID)
 			return nil
 		}
-		printNodeOutcomes(out, rep.Nodes)
+		printNodeOutcomes(out, rep.Nodes, rep.Unconfirmed)
 		switch {
 		case rep.AlreadyEnded && rep.Elapsed != "":
 			fmt.Fprintf(out, "dataflow %s (%s) had already %s (its stop took %s)\n", rep.Name, rep.ID, rep.Status, rep.Elapsed)
