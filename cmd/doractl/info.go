@@ -131,6 +131,15 @@ func plural(n int, what string) string {
 func pathWarnings(d *dataflow.Descriptor) []string {
 	var out []string
 	for _, n := range d.Nodes {
+		if wd := n.Deploy.WorkingDir; wd != "" && n.Git == "" {
+			if !filepath.IsAbs(wd) {
+				wd = filepath.Join(d.Dir, wd)
+			}
+			if fi, err := os.Stat(wd); err != nil || !fi.IsDir() {
+				out = append(out, fmt.Sprintf("node %q: working directory %s is not a directory on this machine", n.ID, wd))
+				continue
+			}
+		}
 		if n.Git != "" || n.IsDynamic() || n.IsShell() || n.Path == "" ||
 			!strings.ContainsRune(n.Path, '/') && !strings.ContainsRune(n.Path, filepath.Separator) {
 			continue

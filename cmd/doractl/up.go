@@ -30,6 +30,9 @@ type upOpts struct {
 	wait       time.Duration
 	defMachine string // --default-machine
 	profileSet bool   // --profile given explicitly
+	// machinesSet is set when --machines or --daemons was given; without them a
+	// re-run keeps the daemons an earlier `up` started.
+	machinesSet bool
 }
 
 func newUpCmd(g *globalOpts) *cobra.Command {
@@ -50,6 +53,7 @@ changes it).
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.profileSet = cmd.Flags().Changed("profile")
+			o.machinesSet = cmd.Flags().Changed("machines") || cmd.Flags().Changed("daemons")
 			return runUp(cmd.Context(), g, o, cmd.OutOrStdout())
 		},
 	}
@@ -146,6 +150,12 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 		return err
 	}
 	machines := o.machines
+	if !o.machinesSet {
+		if earlier := earlierMachines(upDir()); len(earlier) > 0 {
+			machines = earlier
+			fmt.Fprintf(out, "keeping the machines of the earlier up: %s (give --machines to change them)\n", strings.Join(earlier, ", "))
+		}
+	}
 	if len(machines) == 0 {
 		machines = machineIDs(o.daemons)
 	}
@@ -275,8 +285,31 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("cluster not ready within %s (logs in %s): %w", o.wait, dir, err)
 	}
-	fmt.Fprintf(out, "cluster up: coordinator at %s, %d daemon(s) alive\n", g.coordinatorAddr, len(want))
+	alive := len(want)
+	if ms, err := c.Members(ctx); err == nil {
+		alive = 0
+		for _, m := range ms {
+			if m.Role == "daemon" && m.Status == proto.MemberAlive {
+				alive++
+			}
+		}
+	}
+	fmt.Fprintf(out, "cluster up: coordinator at %s, %d daemon(s) alive\n", g.coordinatorAddr, alive)
 	return nil
+}
+
+// earlierMachines is the machine ids of the daemons an earlier `up` started that still
+// run, in order.
+func earlierMachines(dir string) []string {
+	pfs, _ := readPidFiles(dir)
+	var out []string
+	for _, pf := range livePids(pfs) {
+		if m, ok := strings.CutPrefix(pf.name(), "daemon-"); ok {
+			out = append(out, m)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // livePidFile returns the pid file `up` wrote for name in dir when its process still runs.
@@ -367,7 +400,7 @@ func runDestroy(ctx context.Context, c *client.Client, grace time.Duration, out 
 		fmt.Fprintf(out, "nothing to destroy: no coordinator at %s\n", c.Addr())
 		return nil
 	} else {
-		fmt.Fprintf(out, "coordinator unreachable (%s); stopping the local processes\n", oneLine(err))
+		fmt.Fprintf(out, "no coordinator answers at %s; stopping the local processes\n", c.Addr())
 		for _, p := range livePids(pids) {
 			_ = p.signal(syscall.SIGTERM)
 		}

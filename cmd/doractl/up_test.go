@@ -53,7 +53,9 @@ func TestPathWarnings(t *testing.T) {
 		"  - id: missing\n    path: ./missing\n" +
 		"  - id: dir\n    path: " + dir + "\n" +
 		"  - id: bare\n    path: sleep\n" +
-		"  - id: dyn\n    path: dynamic\n"
+		"  - id: dyn\n    path: dynamic\n" +
+		"  - id: nowd\n    path: ./ok\n    deploy:\n      working_dir: nowhere\n" +
+		"  - id: wd\n    path: " + filepath.Join(dir, "ok") + "\n    deploy:\n      working_dir: .\n"
 	d, err := dataflow.Parse([]byte(src), "d.yml")
 	if err != nil {
 		t.Fatal(err)
@@ -61,18 +63,42 @@ func TestPathWarnings(t *testing.T) {
 	d.Dir = dir
 	got := strings.Join(pathWarnings(d), "\n")
 	for _, want := range []string{`"noexec": path ` + filepath.Join(dir, "noexec") + " is not executable",
-		`"missing": path ` + filepath.Join(dir, "missing") + " does not exist", `"dir": path ` + dir + " is a directory"} {
+		`"missing": path ` + filepath.Join(dir, "missing") + " does not exist", `"dir": path ` + dir + " is a directory",
+		`"nowd": working directory ` + filepath.Join(dir, "nowhere") + " is not a directory on this machine"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("warnings %q lack %q", got, want)
 		}
 	}
-	if n := len(pathWarnings(d)); n != 3 {
-		t.Errorf("%d warnings, want 3: %q", n, got)
+	if n := len(pathWarnings(d)); n != 4 {
+		t.Errorf("%d warnings, want 4: %q", n, got)
 	}
 	if plural(1, "node") != "1 node" || plural(2, "node") != "2 nodes" {
 		t.Error("plural")
 	}
 	if got := truncate(strings.Repeat("x", 70), 60); len(got) != 60 || !strings.HasSuffix(got, "...") {
 		t.Errorf("truncate = %q", got)
+	}
+}
+
+// A re-run of up without --machines keeps the daemons an earlier up started, and the
+// summary counts every daemon alive.
+func TestUpAgainKeepsMachines(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t)
+	e.upMachines("a", "b")
+	r := e.mustRun(e.upArgs...)
+	for _, want := range []string{"keeping the machines of the earlier up: a, b", "daemon daemon-a already running",
+		"daemon daemon-b already running", "2 daemon(s) alive"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("up again: no %q in\n%s", want, r.stdout)
+		}
+	}
+	t.Logf("up again:\n%s", r.stdout)
+	if strings.Contains(r.stdout, "starting daemon") {
+		t.Errorf("up again started a daemon:\n%s", r.stdout)
+	}
+	r = e.mustRun(append(append([]string{}, e.upArgs...), "--machines", "a,b,c")...)
+	if !strings.Contains(r.stdout, "starting daemon-c") || !strings.Contains(r.stdout, "3 daemon(s) alive") {
+		t.Errorf("up --machines a,b,c:\n%s", r.stdout)
 	}
 }
