@@ -23,6 +23,7 @@ const (
 // logTarget is the node whose log is read, and where it runs.
 type logTarget struct {
 	dataflowID, dataflowName, node, daemon string
+	machine, status                        string // the node's machine and status when resolved
 }
 
 // resolveLogs finds a node of a dataflow (404 naming what is unknown).
@@ -36,7 +37,7 @@ func (s *Server) resolveLogs(ref, node string) (logTarget, error) {
 	s.reg.read(id, func(d *dataflowRec) {
 		t.dataflowName = d.Name
 		if n := d.node(node); n != nil {
-			t.daemon, found = n.Daemon, true
+			t.daemon, t.machine, t.status, found = n.Daemon, n.Machine, n.Status, true
 		}
 	})
 	if !found {
@@ -51,11 +52,34 @@ type flushWriter interface {
 	Flush()
 }
 
+// lineWriter remembers whether what was written ends mid-line, so that the line ending
+// a stream starts on a line of its own without adding an empty one.
+type lineWriter struct {
+	flushWriter
+	midLine bool
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	n, err := w.flushWriter.Write(p)
+	if n > 0 {
+		w.midLine = p[n-1] != '\n'
+	}
+	return n, err
+}
+
+// endLine ends a partial last line.
+func (w *lineWriter) endLine() {
+	if w.midLine {
+		_, _ = w.Write([]byte("\n"))
+	}
+}
+
 // streamLogs proxies a node's log from its daemon to w: until caught up, or with follow
 // until the node has ended and its log is read. A confirmed death of the daemon ends the
 // stream with a line saying so. start is called before the first byte is written, so
 // that errors found before it can still be answered as API errors.
-func (s *Server) streamLogs(ctx context.Context, t logTarget, tail int, follow bool, w flushWriter, start func()) error {
+func (s *Server) streamLogs(ctx context.Context, t logTarget, tail int, follow bool, fw flushWriter, start func()) error {
+	w := &lineWriter{flushWriter: fw}
 	wch, dead := s.live.watch(t.daemon, fmt.Sprintf("logs %s/%s", t.dataflowName, t.node))
 	if dead != nil {
 		return newAPIError(http.StatusServiceUnavailable, "logs of %q unavailable: %s", t.node, dead.describe())
@@ -83,7 +107,8 @@ func (s *Server) streamLogs(ctx context.Context, t logTarget, tail int, follow b
 		if sess == nil {
 			if !follow {
 				if !started {
-					return newAPIError(http.StatusServiceUnavailable, "daemon %q (running node %q) is not connected%s", t.daemon, t.node, s.unreachableSuffix(t.daemon))
+					return newAPIError(http.StatusServiceUnavailable, "logs of node %q (%s) unavailable: %s; the log file stays on machine %s, in that daemon's state folder under dataflows/%s/%s.log",
+						t.node, t.status, s.absence(t.daemon), t.machine, t.dataflowID, t.node)
 				}
 				return nil
 			}
@@ -120,7 +145,8 @@ func (s *Server) streamLogs(ctx context.Context, t logTarget, tail int, follow b
 				if !started {
 					return newAPIError(http.StatusBadGateway, "logs of %q from daemon %q: %v%s", t.node, t.daemon, err, note)
 				}
-				fmt.Fprintf(w, "\n%sdaemon %q (node %q): %v%s --\n", proto.LogsEndMarker, t.daemon, t.node, err, note)
+				w.endLine()
+				fmt.Fprintf(w, "%sdaemon %q (node %q): %v%s --\n", proto.LogsEndMarker, t.daemon, t.node, err, note)
 				w.Flush()
 				return nil
 			}
@@ -151,14 +177,30 @@ func (s *Server) streamLogs(ctx context.Context, t logTarget, tail int, follow b
 }
 
 // endWithDeath writes the line that ends a stream whose daemon was confirmed dead.
-func (s *Server) endWithDeath(w flushWriter, wch *daemonWatch) error {
+func (s *Server) endWithDeath(w *lineWriter, wch *daemonWatch) error {
 	d := wch.death()
 	if d == nil {
 		return nil
 	}
-	fmt.Fprintf(w, "\n%s%s --\n", proto.LogsEndMarker, d.describe())
+	w.endLine()
+	fmt.Fprintf(w, "%s%s --\n", proto.LogsEndMarker, d.describe())
 	w.Flush()
 	return nil
+}
+
+// absence says why a daemon has no control link: it left, was confirmed dead, is not a
+// member of this cluster (any more), or is not connected although not confirmed dead.
+func (s *Server) absence(daemon string) string {
+	v, since, _ := s.live.state(daemon)
+	switch v {
+	case proto.MemberLeft:
+		return fmt.Sprintf("daemon %q left at %s", daemon, since.Format(time.TimeOnly))
+	case proto.MemberDead:
+		return fmt.Sprintf("daemon %q was confirmed dead at %s", daemon, since.Format(time.TimeOnly))
+	case "":
+		return fmt.Sprintf("daemon %q is not a member of this cluster", daemon)
+	}
+	return fmt.Sprintf("daemon %q is not connected%s", daemon, s.unreachableSuffix(daemon))
 }
 
 // unreachableSuffix is ": NOTE" for a daemon that is not confirmed dead but does not

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/doractl/doractl/client"
+	"github.com/doractl/doractl/proto"
 )
 
 func TestLogs(t *testing.T) {
@@ -46,6 +47,21 @@ func TestLogs(t *testing.T) {
 	if client.StatusOf(err) != http.StatusNotFound || !strings.Contains(err.Error(), `no dataflow "nope"`) {
 		t.Errorf("unknown dataflow: %v", err)
 	}
+
+	// Its daemon's link is gone: the error says so, and where the file is.
+	f.disconnect()
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if ts.srv.session("daemon-a") != nil {
+			return errors.New("session still there")
+		}
+		return nil
+	})
+	err = ts.cl.Logs(context.Background(), "demo", "sink", 0, false, &buf)
+	want := `logs of node "sink" (running) unavailable: daemon "daemon-a" is not connected: not confirmed dead (suspect), control link unreachable; ` +
+		"the log file stays on machine daemon-a, in that daemon's state folder under dataflows/" + demo.ID + "/sink.log"
+	if client.StatusOf(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), want) {
+		t.Errorf("logs without a link: %v\nwant %s", err, want)
+	}
 }
 
 func TestLogsEndWhenDaemonDies(t *testing.T) {
@@ -73,8 +89,8 @@ func TestLogsEndWhenDaemonDies(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("log stream still open 5s after the daemon died")
 	}
-	if !strings.Contains(buf.String(), `daemon "daemon-a" confirmed dead`) {
-		t.Errorf("stream %q does not end with the death", buf.String())
+	if !strings.HasPrefix(buf.String(), "hello\n"+proto.LogsEndMarker+`daemon "daemon-a" confirmed dead`) {
+		t.Errorf("stream %q does not end with the death on the line after the last one", buf.String())
 	}
 }
 
