@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,10 +95,32 @@ func (r *registry) lookup(ref string) (string, bool) {
 			best = d
 		}
 	}
-	if best == nil {
+	if best != nil {
+		return best.ID, true
+	}
+	return r.byIDPrefix(ref)
+}
+
+// minIDPrefix is the shortest UUID prefix that names a dataflow.
+const minIDPrefix = 4
+
+// byIDPrefix finds the one dataflow whose UUID starts with ref (r.mu held), as
+// `doractl stop 0b6e` for 0b6e5c1a-…; no match or several is not found.
+func (r *registry) byIDPrefix(ref string) (string, bool) {
+	if len(ref) < minIDPrefix || strings.Trim(strings.ToLower(ref), "0123456789abcdef-") != "" {
 		return "", false
 	}
-	return best.ID, true
+	ref = strings.ToLower(ref)
+	found := ""
+	for id := range r.byID {
+		if strings.HasPrefix(id, ref) {
+			if found != "" {
+				return "", false
+			}
+			found = id
+		}
+	}
+	return found, found != ""
 }
 
 // view is the API shape of one dataflow.

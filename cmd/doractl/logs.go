@@ -13,9 +13,10 @@ func newLogsCmd(g *globalOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "logs DATAFLOW NODE",
 		Short: "Print a node's log (stdout and stderr)",
-		Long: `Print the log of one node of a dataflow, given by UUID or name. The log holds the node's
-stdout and stderr, kept by the daemon that runs it. --follow keeps streaming until the node
-ends or you press Ctrl-C; --tail N starts N lines before the end.`,
+		Long: `Print the log of one node of a dataflow, given by name, UUID or a unique UUID prefix.
+The log holds the node's stdout and stderr, kept by the daemon that runs it. --follow
+keeps streaming until the node ends or you press Ctrl-C; --tail N starts N lines before
+the end.`,
 		Example: "  doractl logs demo rust-sink --follow\n  doractl logs demo rust-node --tail 20",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {

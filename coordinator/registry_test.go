@@ -1,0 +1,32 @@
+package coordinator
+
+import "testing"
+
+func TestLookupByNameIDAndPrefix(t *testing.T) {
+	r := newRegistry(nil)
+	for _, d := range []*dataflowRec{
+		{ID: "0b6e5c1a-1111-4000-8000-000000000001", Name: "demo"},
+		{ID: "0b6e9d2f-2222-4000-8000-000000000002", Name: "other"},
+		{ID: "7f00aa00-3333-4000-8000-000000000003", Name: "cafe"},
+	} {
+		if err := r.add(d, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for ref, want := range map[string]string{
+		"demo":                                 "0b6e5c1a-1111-4000-8000-000000000001",
+		"0b6e9d2f-2222-4000-8000-000000000002": "0b6e9d2f-2222-4000-8000-000000000002",
+		"0b6e5":                                "0b6e5c1a-1111-4000-8000-000000000001", // a unique prefix
+		"0B6E9D":                               "0b6e9d2f-2222-4000-8000-000000000002",
+		"7f00":                                 "7f00aa00-3333-4000-8000-000000000003",
+		"cafe":                                 "7f00aa00-3333-4000-8000-000000000003", // a name before any prefix
+		"0b6e":                                 "",                                     // two match
+		"7f0":                                  "",                                     // too short
+		"nope":                                 "",
+	} {
+		got, ok := r.lookup(ref)
+		if got != want || ok != (want != "") {
+			t.Errorf("lookup(%q) = %q, %v; want %q", ref, got, ok, want)
+		}
+	}
+}
