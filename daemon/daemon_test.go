@@ -194,8 +194,9 @@ func TestDynamicNodeGetsInputsAndStops(t *testing.T) {
 		t.Fatalf("registered as %s/%s inputs %v", n.DataflowID(), n.ID(), n.Inputs())
 	}
 	f.waitStatus(t, df, "rust-sink-dynamic", proto.NodeRunning, 5*time.Second)
-	if _, err := node.InitDynamicAt(ctx, d.NodeListenAddr(), "rust-sink-dynamic"); err == nil {
-		t.Fatal("a second program registered as the same dynamic node")
+	if _, err := node.InitDynamicAt(ctx, d.NodeListenAddr(), "rust-sink-dynamic"); err == nil ||
+		!strings.Contains(err.Error(), "it is already connected in dataflow "+df) {
+		t.Fatalf("a second program registering as the same dynamic node: %v", err)
 	}
 
 	got := 0
@@ -231,6 +232,10 @@ func TestDynamicNodeGetsInputsAndStops(t *testing.T) {
 		t.Fatalf("outcome %q", st.Outcome)
 	}
 	f.waitStatus(t, df, "rust-node", proto.NodeStopped, 5*time.Second)
+	if _, err := node.InitDynamicAt(ctx, d.NodeListenAddr(), "rust-sink-dynamic"); err == nil ||
+		!strings.Contains(err.Error(), "it already ran in dataflow "+df+" and ended") {
+		t.Fatalf("registering a dynamic node that already ran: %v", err)
+	}
 }
 
 func TestDynamicNodeThatStaysIsKilled(t *testing.T) {

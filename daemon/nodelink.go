@@ -198,18 +198,30 @@ func (d *Daemon) findNode(req *proto.NodeRegisterRequest) (*localNode, error) {
 		return n, nil
 	}
 	var found []*localNode
+	var why []string // what became of the node in dataflows where it is not waiting
 	for _, df := range d.allDataflows() {
 		if req.DataflowID != "" && df.id != req.DataflowID {
 			continue
 		}
 		df.mu.Lock()
-		if n := df.nodes[req.NodeID]; n != nil && n.dynamic && !n.final && !n.linked {
-			found = append(found, n)
+		if n := df.nodes[req.NodeID]; n != nil && n.dynamic {
+			switch {
+			case !n.final && !n.linked:
+				found = append(found, n)
+			case n.final:
+				why = append(why, fmt.Sprintf("it already ran in dataflow %s and ended", df.id))
+			default:
+				why = append(why, fmt.Sprintf("it is already connected in dataflow %s", df.id))
+			}
 		}
 		df.mu.Unlock()
 	}
 	switch len(found) {
 	case 0:
+		if len(why) > 0 {
+			return nil, fmt.Errorf("no dynamic node %q is waiting on daemon %s: %s (a dynamic node connects once per dataflow: start the dataflow again)",
+				req.NodeID, d.cfg.Name, strings.Join(why, "; "))
+		}
 		return nil, fmt.Errorf("no dynamic node %q is waiting on daemon %s", req.NodeID, d.cfg.Name)
 	case 1:
 		return found[0], nil
