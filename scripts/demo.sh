@@ -9,7 +9,14 @@ step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 cleanup() { $D destroy >/dev/null 2>&1 || true; }
 trap 'echo "demo failed; cleaning up" >&2; cleanup' ERR INT TERM
 
-step $D up
+# The default ports, as a new user gets them; DEMO_DAEMON_PORT, DEMO_GOSSIP_PORT and
+# DEMO_NODE_PORT (with DORA_COORDINATOR_ADDR for the control port) move them.
+UP_ARGS=()
+[ -n "${DEMO_DAEMON_PORT:-}" ] && UP_ARGS+=(--daemon-port "$DEMO_DAEMON_PORT")
+[ -n "${DEMO_GOSSIP_PORT:-}" ] && UP_ARGS+=(--gossip-port "$DEMO_GOSSIP_PORT")
+[ -n "${DEMO_NODE_PORT:-}" ] && UP_ARGS+=(--node-port "$DEMO_NODE_PORT")
+
+step $D up ${UP_ARGS[@]+"${UP_ARGS[@]}"}
 step $D members
 step $D check "$DF"
 printf '\n\033[1m$ %s\033[0m\n' "$D start $DF --name demo --detach"
