@@ -70,6 +70,20 @@ func TestGossipMembers(t *testing.T) {
 		return nil
 	})
 
+	// Restarted on a new gossip port the ring has not learnt yet: the registered address.
+	ts.srv.sessMu.Lock()
+	info := ts.srv.known["daemon-g"]
+	restarted := info
+	restarted.BootEpoch, restarted.GossipAddr = info.BootEpoch+1, "127.0.0.1:9"
+	ts.srv.known["daemon-g"] = restarted
+	ts.srv.sessMu.Unlock()
+	if m, err := member(); err != nil || m.Address != "127.0.0.1:9" {
+		t.Errorf("restarted daemon listed at %q (%v), want its registered address", m.Address, err)
+	}
+	ts.srv.sessMu.Lock()
+	ts.srv.known["daemon-g"] = info
+	ts.srv.sessMu.Unlock()
+
 	if err := ring.Leave(ctxT(t, 5*time.Second)); err != nil {
 		t.Logf("leave: %v", err)
 	}

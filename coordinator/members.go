@@ -50,9 +50,23 @@ func (s *Server) members() []proto.Member {
 		}
 		byName[m.Name] = m
 	}
+	registered := map[string]daemonInfo{}
+	for _, d := range known {
+		registered[d.Name] = d
+	}
+	// ringMember is a ring member as listed; a daemon that registered again since with a
+	// new boot epoch (a restart, often on a new gossip port the ring has not learnt yet)
+	// shows the address it registered with.
+	ringMember := func(m cluster.Member) proto.Member {
+		pm := memberOf(m)
+		if d, ok := registered[m.Name]; ok && d.BootEpoch != 0 && m.Meta.BootEpoch != d.BootEpoch && d.GossipAddr != "" {
+			pm.Address = d.GossipAddr
+		}
+		return pm
+	}
 	if s.live.ring != nil {
 		for _, m := range s.live.ring.Members() {
-			add(memberOf(m))
+			add(ringMember(m))
 		}
 		s.live.mu.Lock()
 		seen := make([]cluster.Member, 0, len(s.live.seen))
@@ -61,7 +75,7 @@ func (s *Server) members() []proto.Member {
 		}
 		s.live.mu.Unlock()
 		for _, m := range seen {
-			add(memberOf(m))
+			add(ringMember(m))
 		}
 	}
 	for _, d := range known {
