@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/doractl/doractl/proto"
@@ -283,6 +284,9 @@ func (c *Client) transportError(ctx context.Context, err error) error {
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Op == "dial" {
 		return &UnreachableError{Addr: c.addr, Err: err}
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+		return fmt.Errorf("%w at %s before it answered (%v): it stopped or restarted; what it recorded before still holds (see doractl list)", ErrConnectionLost, c.addr, err)
 	}
 	return fmt.Errorf("coordinator at %s: %w", c.addr, err)
 }

@@ -174,3 +174,27 @@ func TestNotACoordinator(t *testing.T) {
 		t.Errorf("health error %v, want %q", err, want200)
 	}
 }
+
+// A coordinator that goes away mid-request (its process killed) is a lost connection,
+// not an unexplained EOF.
+func TestConnectionLostMidRequest(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		buf := make([]byte, 4096)
+		_, _ = c.Read(buf) // the request arrives; the server dies before answering
+		_ = c.Close()
+	}()
+	_, err = New(ln.Addr().String()).Stop(context.Background(), "demo", proto.APIStopRequest{Grace: "1s"})
+	if !errors.Is(err, ErrConnectionLost) || !strings.Contains(err.Error(), "lost the connection to the coordinator at "+ln.Addr().String()) ||
+		errors.Is(err, ErrUnreachable) {
+		t.Fatalf("error %v", err)
+	}
+}

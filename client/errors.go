@@ -10,6 +10,10 @@ import (
 // the coordinator at all.
 var ErrUnreachable = errors.New("cannot reach coordinator")
 
+// ErrConnectionLost matches (with errors.Is) a call whose connection to the coordinator
+// closed before the answer: the coordinator stopped or restarted meanwhile.
+var ErrConnectionLost = errors.New("lost the connection to the coordinator")
+
 // UnreachableError is a call that could not connect to the coordinator.
 type UnreachableError struct {
 	Addr string

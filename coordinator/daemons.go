@@ -207,6 +207,9 @@ func (s *Server) registerDaemon(l *link, req proto.RegisterRequest) (*proto.Regi
 		s.log.Warn("registration rejected", "daemon", req.Name, "remote", l.conn.RemoteAddr().String(), "reason", why)
 		return nil, nil, errors.New(why)
 	}
+	if s.forgotten.Load() {
+		return nil, nil, errors.New("register: the coordinator is being destroyed")
+	}
 	if err := s.checkNameFree(req); err != nil {
 		s.log.Warn("registration rejected", "daemon", req.Name, "remote", l.conn.RemoteAddr().String(), "reason", err)
 		return nil, nil, err
@@ -247,7 +250,7 @@ func (s *Server) registerDaemon(l *link, req proto.RegisterRequest) (*proto.Regi
 	s.live.registered(info)
 	name := req.Name
 	l.hc.setHook(func() { s.live.heard(name) })
-	if s.st != nil {
+	if s.st != nil && !s.forgotten.Load() {
 		if err := s.st.putDaemon(info); err != nil {
 			s.log.Error("persisting daemon failed", "daemon", name, "error", err)
 		}

@@ -67,6 +67,7 @@ func (s *Server) destroy(ctx context.Context, req proto.APIDestroyRequest) (*pro
 // forgetDaemons records the daemons told to destroy as left, and forgets every known
 // daemon from the store: the next coordinator on this data dir starts a new cluster.
 func (s *Server) forgetDaemons(told []string) {
+	s.forgotten.Store(true)
 	now := time.Now()
 	s.sessMu.Lock()
 	for _, name := range told {

@@ -46,6 +46,11 @@ func (s *Server) resolveLogs(ref, node string) (logTarget, error) {
 	return t, nil
 }
 
+// fileNote says where the node's log file is when its daemon cannot serve it.
+func (t logTarget) fileNote() string {
+	return fmt.Sprintf("the log file stays on machine %s, in that daemon's state folder under dataflows/%s/%s.log", t.machine, t.dataflowID, t.node)
+}
+
 // flushWriter is the response the log is streamed to.
 type flushWriter interface {
 	io.Writer
@@ -82,7 +87,7 @@ func (s *Server) streamLogs(ctx context.Context, t logTarget, tail int, follow b
 	w := &lineWriter{flushWriter: fw}
 	wch, dead := s.live.watch(t.daemon, fmt.Sprintf("logs %s/%s", t.dataflowName, t.node))
 	if dead != nil {
-		return newAPIError(http.StatusServiceUnavailable, "logs of %q unavailable: %s", t.node, dead.describe())
+		return newAPIError(http.StatusServiceUnavailable, "logs of node %q (%s) unavailable: %s; %s", t.node, t.status, dead.describe(), t.fileNote())
 	}
 	defer wch.close()
 	s.metrics.pendingOps.Inc()
@@ -107,8 +112,7 @@ func (s *Server) streamLogs(ctx context.Context, t logTarget, tail int, follow b
 		if sess == nil {
 			if !follow {
 				if !started {
-					return newAPIError(http.StatusServiceUnavailable, "logs of node %q (%s) unavailable: %s; the log file stays on machine %s, in that daemon's state folder under dataflows/%s/%s.log",
-						t.node, t.status, s.absence(t.daemon), t.machine, t.dataflowID, t.node)
+					return newAPIError(http.StatusServiceUnavailable, "logs of node %q (%s) unavailable: %s; %s", t.node, t.status, s.absence(t.daemon), t.fileNote())
 				}
 				return nil
 			}
@@ -143,6 +147,9 @@ func (s *Server) streamLogs(ctx context.Context, t logTarget, tail int, follow b
 					note = s.unreachableSuffix(t.daemon)
 				}
 				if !started {
+					if re == nil {
+						return newAPIError(http.StatusBadGateway, "logs of node %q (%s) from daemon %q: %v%s; %s", t.node, t.status, t.daemon, err, note, t.fileNote())
+					}
 					return newAPIError(http.StatusBadGateway, "logs of %q from daemon %q: %v%s", t.node, t.daemon, err, note)
 				}
 				w.endLine()

@@ -92,6 +92,11 @@ func TestLogsEndWhenDaemonDies(t *testing.T) {
 	if !strings.HasPrefix(buf.String(), "hello\n"+proto.LogsEndMarker+`daemon "daemon-a" confirmed dead`) {
 		t.Errorf("stream %q does not end with the death on the line after the last one", buf.String())
 	}
+	err := ts.cl.Logs(context.Background(), "demo", "sink", 0, false, &safeBuffer{})
+	if !strings.Contains(err.Error(), `logs of node "sink" (lost) unavailable: daemon "daemon-a" confirmed dead`) ||
+		!strings.Contains(err.Error(), "the log file stays on machine daemon-a, in that daemon's state folder under dataflows/"+demo.ID+"/sink.log") {
+		t.Errorf("logs after the death: %v", err)
+	}
 }
 
 type errString string

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/doractl/doractl/internal/testutil"
 	"strings"
@@ -85,6 +86,29 @@ func TestDestroyForgetsDaemons(t *testing.T) {
 	}
 }
 
+// A leave that arrives after destroy forgot the daemons (from one it did not tell: not
+// connected then) is not stored for the next cluster.
+func TestLateLeaveAfterDestroyNotStored(t *testing.T) {
+	dir := t.TempDir()
+	withDir := func(c *Config) { c.DataDir = dir }
+	ts1 := startServer(t, withDir)
+	away := newFakeDaemon(t, ts1.srv.DaemonAddr(), fakeOpts{name: "daemon-b"})
+	away.disconnect()
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if ts1.srv.session("daemon-b") != nil {
+			return errors.New("daemon-b still connected")
+		}
+		return nil
+	})
+	ts1.srv.forgetDaemons(nil)
+	ts1.srv.markLeft("daemon-b", time.Now())
+	ts1.shutdown(t)
+	ts2 := startServer(t, withDir)
+	if m, ok := memberStatus(t, ts2, "daemon-b"); ok {
+		t.Errorf("a daemon of the destroyed cluster is listed: %+v", m)
+	}
+}
+
 // Daemons recorded as left are listed as left, and forgotten after leftForget.
 func TestLeftDaemonsListedThenForgotten(t *testing.T) {
 	dir := t.TempDir()
@@ -102,5 +126,16 @@ func TestLeftDaemonsListedThenForgotten(t *testing.T) {
 	}
 	if m, ok := memberStatus(t, ts2, "daemon-old"); ok {
 		t.Errorf("daemon-old still listed: %+v", m)
+	}
+}
+
+// A daemon registering while the coordinator is being destroyed is refused: it would be
+// stored for the next cluster.
+func TestRegisterRefusedAfterDestroy(t *testing.T) {
+	ts := startServer(t, nil)
+	ts.srv.forgotten.Store(true)
+	f := newUnregisteredFake(t, fakeOpts{name: "daemon-late"})
+	if err := f.tryRegister(ts.srv.DaemonAddr(), nil); err == nil || !strings.Contains(err.Error(), "the coordinator is being destroyed") {
+		t.Fatalf("registration after destroy: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -41,7 +42,10 @@ type Server struct {
 	stopMu sync.Mutex
 	stops  map[string]*stopOp // stops in progress by dataflow id
 
-	destroyCh   chan struct{}
+	destroyCh chan struct{}
+	// forgotten is set once destroy forgot the cluster's daemons: nothing about a
+	// daemon is stored after that (a late leave would write it back for the next cluster).
+	forgotten   atomic.Bool
 	destroyOnce sync.Once
 	runMu       sync.Mutex
 	ran         bool
@@ -145,7 +149,7 @@ func (s *Server) markLeft(name string, at time.Time) {
 		s.known[name] = info
 	}
 	s.sessMu.Unlock()
-	if !ok || info.LeftAt != &at || s.st == nil {
+	if !ok || info.LeftAt != &at || s.st == nil || s.forgotten.Load() {
 		return
 	}
 	if err := s.st.putDaemon(info); err != nil {

@@ -149,6 +149,12 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 	if err := checkMachineIDs(o.machines); err != nil {
 		return err
 	}
+	if !o.profileSet {
+		if prev := earlierProfile(upDir()); prev != "" && prev != o.profile {
+			o.profile = prev
+			fmt.Fprintf(out, "keeping the profile of the earlier up: %s (destroy first to change it)\n", prev)
+		}
+	}
 	machines := o.machines
 	if !o.machinesSet {
 		if earlier := earlierMachines(upDir()); len(earlier) > 0 {
@@ -203,6 +209,9 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if err := os.WriteFile(filepath.Join(dir, profileFile), []byte(o.profile+"\n"), 0o644); err != nil {
+			return fmt.Errorf("record the profile: %w", err)
+		}
 		fmt.Fprintf(out, "starting coordinator (pid %d, log %s)\n", pid, filepath.Join(dir, "coordinator.log"))
 		if err := waitFor(ctx, func() error { _, err := c.Health(ctx); return err }); err != nil {
 			return fmt.Errorf("coordinator did not come up within %s (see %s): %w", o.wait, filepath.Join(dir, "coordinator.log"), err)
@@ -215,34 +224,40 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 	}
 	want := map[string]bool{}
 	var spawned []string
-	// The node port went to the first daemon of an earlier `up` if one still runs.
+	// The node port goes to the first daemon started while it is free. Held by a daemon
+	// of an earlier `up` that still runs, it is taken: no note then.
+	np := net.JoinHostPort("127.0.0.1", strconv.Itoa(o.nodePort))
 	nodePortDecided := false
 	earlier, _ := readPidFiles(dir)
+	heldByOurs := false
 	for _, pf := range livePids(earlier) {
 		if pf.name() != "coordinator" {
-			nodePortDecided = true
+			heldByOurs = true
 		}
 	}
 	for _, m := range machines {
 		name := "daemon-" + m
 		want[name] = true
-		if memberAlive(members, name) {
+		pf, recorded := readPidFile(filepath.Join(dir, name+".pid"))
+		crashed := recorded && !pf.alive() // ours, and gone, whatever gossip still says
+		if memberAlive(members, name) && !crashed {
 			fmt.Fprintf(out, "daemon %s already running\n", name)
 			continue
 		}
-		if pf, ok := livePidFile(dir, name); ok {
+		if recorded && !crashed {
 			// Still running, not (yet) registered: e.g. reconnecting to a coordinator
 			// that was just restarted. A second daemon of the same name would fight it.
 			fmt.Fprintf(out, "daemon %s already running (pid %d), waiting for it to reconnect\n", name, pf.pid)
 			continue
 		}
-		// The node port goes to the first daemon started while nobody holds it.
 		nodeAddr := "127.0.0.1:0"
 		if !nodePortDecided {
 			nodePortDecided = true
-			if np := net.JoinHostPort("127.0.0.1", strconv.Itoa(o.nodePort)); portFree(np) {
+			switch {
+			case portFree(np):
 				nodeAddr = np
-			} else {
+				fmt.Fprintf(out, "%s listens for dynamic nodes on %s\n", name, np)
+			case !heldByOurs:
 				fmt.Fprintf(out, "note: node port %s is in use; %s listens for dynamic nodes on a free port\n", np, name)
 			}
 		}
@@ -298,18 +313,31 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 	return nil
 }
 
-// earlierMachines is the machine ids of the daemons an earlier `up` started that still
-// run, in order.
+// earlierMachines is the machine ids of the daemons an earlier `up` started (running
+// or not: a crashed one is started again), in order.
 func earlierMachines(dir string) []string {
 	pfs, _ := readPidFiles(dir)
 	var out []string
-	for _, pf := range livePids(pfs) {
+	for _, pf := range pfs {
 		if m, ok := strings.CutPrefix(pf.name(), "daemon-"); ok {
 			out = append(out, m)
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// profileFile records the gossip profile of the cluster `up` started, so that a re-run
+// restarting a crashed process uses the same one.
+const profileFile = "profile"
+
+// earlierProfile is the profile an earlier `up` started the cluster with, or "".
+func earlierProfile(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, profileFile))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // livePidFile returns the pid file `up` wrote for name in dir when its process still runs.
@@ -430,6 +458,7 @@ func runDestroy(ctx context.Context, c *client.Client, grace time.Duration, out 
 			p.remove()
 		}
 	}
+	_ = os.Remove(filepath.Join(upDir(), profileFile))
 	fmt.Fprintln(out, "destroyed")
 	return nil
 }

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/doractl/doractl/dataflow"
+	"github.com/doractl/doractl/internal/testutil"
 )
 
 func TestCheckMachineIDs(t *testing.T) {
@@ -100,5 +104,38 @@ func TestUpAgainKeepsMachines(t *testing.T) {
 	r = e.mustRun(append(append([]string{}, e.upArgs...), "--machines", "a,b,c")...)
 	if !strings.Contains(r.stdout, "starting daemon-c") || !strings.Contains(r.stdout, "3 daemon(s) alive") {
 		t.Errorf("up --machines a,b,c:\n%s", r.stdout)
+	}
+
+	// The coordinator and a daemon crash: up without --profile or --machines brings the
+	// same cluster back, with the same profile.
+	coordPid, daemonPid := e.pid("coordinator"), e.pid("daemon-a")
+	for _, pid := range []int{coordPid, daemonPid} {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if pidAlive(coordPid) || pidAlive(daemonPid) {
+			return errors.New("killed processes still running")
+		}
+		return nil
+	})
+	var noProfile []string
+	for i := 0; i < len(e.upArgs); i++ {
+		if e.upArgs[i] == "--profile" {
+			i++
+			continue
+		}
+		noProfile = append(noProfile, e.upArgs[i])
+	}
+	r = e.mustRun(noProfile...)
+	for _, want := range []string{"keeping the profile of the earlier up: local", "keeping the machines of the earlier up: a, b, c",
+		"starting coordinator", "starting daemon-a", "3 daemon(s) alive"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("up after the crash: no %q in\n%s", want, r.stdout)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(e.stateDir(), "up", "coordinator.log")); err != nil || !strings.Contains(string(b), "profile=local") {
+		t.Errorf("restarted coordinator's log does not show profile=local (%v)", err)
 	}
 }
