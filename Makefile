@@ -22,7 +22,7 @@ help:
 	@echo "make bench-liveness SWIM vs central heartbeat (~70 min: each loss condition runs LIVENESS_LOSS=62m,"
 	@echo "                   long enough to tell 0 false deaths from the heartbeat's 3/h at 10 % loss);"
 	@echo "                   writes its section of docs/benchmarks.md"
-	@echo "make bench-failure failure-detection figures (real processes, ~10 min); writes docs/failure-model.md"
+	@echo "make bench-failure failure-detection figures (real processes, ~20 min); writes docs/failure-model.md"
 
 build: $(BIN) examples
 
