@@ -88,7 +88,7 @@ func (r *report) render(b *bytes.Buffer) {
 		title += " (" + o.section + ")"
 	}
 	fmt.Fprintf(b, "%s\n\n", title)
-	fmt.Fprintf(b, "Measured side by side in one run of %s (about %s of wall time), with one fault schedule "+
+	fmt.Fprintf(b, "Measured side by side in one run of %s, about %s of wall time, with one fault schedule "+
 		"for both detectors.\n\n", r.commandLine(), r.wall.Round(10*time.Second))
 	fmt.Fprintf(b, "| date | nproc | Go | load average before | after crash phase | after false-death phase | after load phase |\n"+
 		"| --- | --- | --- | --- | --- | --- | --- |\n| %s | %d | %s | %s | %s | %s | %s |\n\n",
