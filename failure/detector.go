@@ -356,10 +356,13 @@ func (d *Detector) startPrecheck(m *member, now time.Time) {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		m, ok := d.members[name]
-		if !ok || m.gen != gen {
+		if !ok {
 			return
 		}
 		m.prechecking = false
+		if m.gen != gen {
+			return // it came back meanwhile: the result is about its previous life
+		}
 		m.precheck = &precheck{gen: gen, started: now, finished: d.cfg.Now(), out: out, reason: reason}
 		d.prechecks++
 	})
