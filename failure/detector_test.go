@@ -712,3 +712,31 @@ func TestPrecheckDoesNotShortcutOtherwise(t *testing.T) {
 		})
 	}
 }
+
+// A precheck that is still running when the member dies and comes back is dropped, and
+// does not keep the member from being prechecked again.
+func TestPrecheckOutlivedByARevival(t *testing.T) {
+	clock := newFakeClock()
+	d := precheckDetector(t, clock, unreachable)
+	d.GossipJoin("daemon-a", "192.0.2.1:7000")
+	clock.Advance(1500 * time.Millisecond)
+	testutil.CheckFor(t, 2*time.Second, time.Millisecond, func() error {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if !d.members["daemon-a"].prechecking {
+			return errors.New("no precheck running yet")
+		}
+		return nil
+	})
+	d.Declare("daemon-a", Dead, "test")
+	d.GossipJoin("daemon-a", "192.0.2.1:7000") // back, as a new generation
+	clock.Advance(1500 * time.Millisecond)     // and silent again
+	waitPrechecks(t, d, 1)                     // a precheck of the new generation completed
+	d.mu.Lock()
+	pc := d.members["daemon-a"].precheck
+	gen := d.members["daemon-a"].gen
+	d.mu.Unlock()
+	if pc == nil || pc.gen != gen {
+		t.Fatalf("precheck %+v, member generation %d", pc, gen)
+	}
+}
