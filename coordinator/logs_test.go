@@ -70,7 +70,7 @@ func TestLogsEndWhenDaemonDies(t *testing.T) {
 	demo := startDF(t, ts, "demo", twoNodes)
 	f.setLog(demo.ID, "sink", "hello\n", true)
 
-	var buf safeBuffer
+	var buf testutil.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- ts.cl.Logs(context.Background(), "demo", "sink", 0, true, &buf) }()
 	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
@@ -92,7 +92,7 @@ func TestLogsEndWhenDaemonDies(t *testing.T) {
 	if !strings.HasPrefix(buf.String(), "hello\n"+proto.LogsEndMarker+`daemon "daemon-a" confirmed dead`) {
 		t.Errorf("stream %q does not end with the death on the line after the last one", buf.String())
 	}
-	err := ts.cl.Logs(context.Background(), "demo", "sink", 0, false, &safeBuffer{})
+	err := ts.cl.Logs(context.Background(), "demo", "sink", 0, false, &testutil.SyncBuffer{})
 	if !strings.Contains(err.Error(), `logs of node "sink" (lost) unavailable: daemon "daemon-a" confirmed dead`) ||
 		!strings.Contains(err.Error(), "the log file stays on machine daemon-a, in that daemon's state folder under dataflows/"+demo.ID+"/sink.log") {
 		t.Errorf("logs after the death: %v", err)
