@@ -33,6 +33,8 @@ type fakeDaemon struct {
 	mode    stopMode
 	// failSpawn makes spawn requests fail with this error text.
 	failSpawn string
+	// hangSpawn makes spawn requests never answer (until the link closes).
+	hangSpawn bool
 
 	ctrl  net.Listener // the advertised control port
 	reply proto.RegisterReply
@@ -58,6 +60,7 @@ type fakeOpts struct {
 	labels        map[string]string
 	mode          stopMode
 	failSpawn     string
+	hangSpawn     bool
 	epoch         int64
 	running       []proto.RunningNode
 	key           []byte
@@ -98,7 +101,7 @@ func newUnregisteredFake(t *testing.T, o fakeOpts) *fakeDaemon {
 		t.Fatalf("fake daemon control listener: %v", err)
 	}
 	f := &fakeDaemon{
-		t: t, name: o.name, machine: o.machine, labels: o.labels, epoch: o.epoch, mode: o.mode, failSpawn: o.failSpawn,
+		t: t, name: o.name, machine: o.machine, labels: o.labels, epoch: o.epoch, mode: o.mode, failSpawn: o.failSpawn, hangSpawn: o.hangSpawn,
 		key: o.key, wrap: o.wrap, ctrl: ln, nodes: map[string]map[string]string{}, logs: map[string][]byte{},
 	}
 	go f.serveControl()
@@ -204,6 +207,11 @@ func (f *fakeDaemon) handle(ctx context.Context, typ string, body proto.Body) (a
 		}
 		f.mu.Lock()
 		f.spawns = append(f.spawns, req)
+		if f.hangSpawn {
+			f.mu.Unlock()
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
 		if f.failSpawn != "" {
 			f.mu.Unlock()
 			return nil, fmt.Errorf("%s", f.failSpawn)

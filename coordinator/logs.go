@@ -189,6 +189,7 @@ func (s *Server) endWithDeath(w *lineWriter, wch *daemonWatch) error {
 	if d == nil {
 		return nil
 	}
+	s.daemonDead(*d)
 	w.endLine()
 	fmt.Fprintf(w, "%s%s --\n", proto.LogsEndMarker, d.describe())
 	w.Flush()

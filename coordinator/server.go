@@ -42,6 +42,9 @@ type Server struct {
 	stopMu sync.Mutex
 	stops  map[string]*stopOp // stops in progress by dataflow id
 
+	deathMu  sync.Mutex
+	notified map[string]time.Time // daemon -> the death whose notice went to its peers
+
 	destroyCh chan struct{}
 	// forgotten is set once destroy forgot the cluster's daemons: nothing about a
 	// daemon is stored after that (a late leave would write it back for the next cluster).
@@ -66,6 +69,7 @@ func New(cfg *Config) (*Server, error) {
 		known:       map[string]daemonInfo{},
 		sessChanged: make(chan struct{}),
 		stops:       map[string]*stopOp{},
+		notified:    map[string]time.Time{},
 		destroyCh:   make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -331,9 +335,17 @@ func (s *Server) controlCheck(ctx context.Context, name string) error {
 }
 
 // daemonDead resolves every node without an outcome on a dead (or departed) daemon to
-// lost, at once, and fences the daemon's link if it is somehow still open.
+// lost, at once, and fences the daemon's link if it is somehow still open. Whoever is
+// woken by the death (a stop, a log stream, the liveness loop) calls it before it
+// answers, so its caller sees the nodes lost; the peers hear of each death once.
 func (s *Server) daemonDead(d death) {
-	s.notifyDaemonDead(d)
+	s.deathMu.Lock()
+	first := !s.notified[d.Daemon].Equal(d.Since)
+	s.notified[d.Daemon] = d.Since
+	s.deathMu.Unlock()
+	if first {
+		s.notifyDaemonDead(d)
+	}
 	if d.Verdict == proto.MemberLeft {
 		s.markLeft(d.Daemon, d.Since)
 	}

@@ -206,9 +206,14 @@ func (s *Server) spawnAll(ctx context.Context, name string, jobs map[string]*spa
 	return first
 }
 
+// linkVerdictWait bounds the wait for a death verdict after a daemon's link broke during
+// a request: the detector's port check answers within it for a crashed process.
+const linkVerdictWait = 1500 * time.Millisecond
+
 func (s *Server) spawnOne(ctx context.Context, name, daemon string, job *spawnJob) error {
 	w, dead := s.live.watch(daemon, "start "+name)
 	if dead != nil {
+		s.daemonDead(*dead)
 		return newAPIError(http.StatusServiceUnavailable, "start: %s", dead.describe())
 	}
 	defer w.close()
@@ -220,10 +225,26 @@ func (s *Server) spawnOne(ctx context.Context, name, daemon string, job *spawnJo
 		return nil
 	}
 	if d := w.death(); d != nil {
+		s.daemonDead(*d) // its nodes are lost, not "start aborted"
 		return newAPIError(http.StatusServiceUnavailable, "start: %s", d.describe())
 	}
 	where := fmt.Sprintf("daemon %q (machine %s)", daemon, job.sess.info.Machine)
 	var re *proto.RemoteError
+	if !errors.As(err, &re) && ctx.Err() == nil {
+		// The link broke: a crashed process is confirmed dead within a moment (its port
+		// refuses). Waiting that moment names the death instead of the bare link error.
+		t := time.NewTimer(linkVerdictWait)
+		select {
+		case <-w.done():
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		if d := w.death(); d != nil {
+			s.daemonDead(*d)
+			return newAPIError(http.StatusServiceUnavailable, "start: %s", d.describe())
+		}
+	}
 	switch {
 	case errors.As(err, &re):
 		return newAPIError(http.StatusBadGateway, "start: %s (refused by %s)", re.Msg, where)

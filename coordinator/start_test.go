@@ -254,3 +254,54 @@ func TestStartFailureStopsWhatWasSpawned(t *testing.T) {
 		t.Errorf("start again: %v", err)
 	}
 }
+
+// A daemon that dies while it spawns its nodes: they are lost with it, not "start
+// aborted", and the start fails naming the death.
+func TestStartDaemonDiesDuringSpawn(t *testing.T) {
+	ts := startServer(t, nil)
+	newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a", machine: "robot-a"})
+	dying := newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-b", machine: "robot-b", hangSpawn: true})
+	yaml := `nodes:
+  - id: cam
+    path: ./cam
+    deploy:
+      machine: robot-a
+  - id: arm
+    path: ./arm
+    deploy:
+      machine: robot-b
+`
+	done := make(chan error, 1)
+	go func() {
+		_, err := ts.cl.Start(context.Background(), proto.APIStartRequest{Name: "span", Descriptor: yaml})
+		done <- err
+	}()
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if len(dying.spawnRequests()) == 0 {
+			return fmt.Errorf("no spawn on daemon-b yet")
+		}
+		return nil
+	})
+	dying.crash()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("start still waiting 10s after its daemon died")
+	}
+	if client.StatusOf(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), `daemon "daemon-b" confirmed dead`) {
+		t.Fatalf("start on a dying daemon: %v (status %d)", err, client.StatusOf(err))
+	}
+	d, err := ts.cl.Get(context.Background(), "span")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range d.Nodes {
+		if n.Daemon == "daemon-b" && (n.Status != proto.NodeLost || !strings.Contains(n.Outcome, "daemon daemon-b dead")) {
+			t.Errorf("node %s on the dead daemon: %s %q, want lost with it", n.ID, n.Status, n.Outcome)
+		}
+	}
+	if d.Status != proto.DataflowFailed {
+		t.Errorf("dataflow %s, want failed", d.Status)
+	}
+}
