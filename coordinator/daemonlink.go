@@ -11,12 +11,11 @@ import (
 // deadNoticeTimeout bounds the delivery of one DaemonDead notice.
 const deadNoticeTimeout = 5 * time.Second
 
-// notifyDaemonDead tells the other daemons of every unfinished dataflow that had nodes on
-// a dead (or departed) daemon about its death, so that they close the inputs its nodes fed:
+// notifyDaemonDead tells peers (deadNoticeTargets: the other daemons of every unfinished
+// dataflow that had nodes on a dead or departed daemon) about its death, so that they close the inputs its nodes fed:
 // consumers get InputClosed instead of waiting for data that will never come. It returns
 // at once; the notices are sent in the background.
-func (s *Server) notifyDaemonDead(d death) {
-	peers := s.deadNoticeTargets(d.Daemon)
+func (s *Server) notifyDaemonDead(d death, peers map[string][]string) {
 	for peer, dfs := range peers {
 		sess := s.session(peer)
 		if sess == nil {

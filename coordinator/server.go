@@ -343,8 +343,9 @@ func (s *Server) daemonDead(d death) {
 	first := !s.notified[d.Daemon].Equal(d.Since)
 	s.notified[d.Daemon] = d.Since
 	s.deathMu.Unlock()
+	var peers map[string][]string
 	if first {
-		s.notifyDaemonDead(d)
+		peers = s.deadNoticeTargets(d.Daemon) // before the resolution ends dataflows
 	}
 	if d.Verdict == proto.MemberLeft {
 		s.markLeft(d.Daemon, d.Since)
@@ -354,6 +355,7 @@ func (s *Server) daemonDead(d death) {
 		s.log.Warn("daemon gone: its nodes are lost", "daemon", d.Daemon, "verdict", d.Verdict,
 			"since", d.Since, "reason", d.Reason, "dataflows", changed)
 	}
+	s.notifyDaemonDead(d, peers)
 	if d.Verdict != proto.MemberDead {
 		return
 	}
