@@ -68,11 +68,11 @@ func (s *Server) startDataflow(ctx context.Context, req proto.APIStartRequest) (
 	log.Info("starting dataflow", "nodes", len(desc.Nodes), "daemons", len(reqs))
 
 	s.metrics.pendingOps.Inc()
-	err = s.spawnAll(ctx, rec.Name, reqs)
+	failed, err := s.spawnAll(ctx, rec.Name, reqs)
 	s.metrics.pendingOps.Dec()
 	if err != nil {
-		log.Warn("start failed: stopping what was spawned", "error", err)
-		s.abortStart(rec.ID, reqs, err)
+		log.Warn("start failed: stopping what was spawned", "error", err, "daemon", failed)
+		s.abortStart(rec.ID, reqs, failed, err)
 		return nil, err
 	}
 	log.Info("dataflow started")
@@ -177,14 +177,15 @@ type spawnJob struct {
 
 // spawnAll sends every spawn request in parallel and waits for the acks, within
 // StartTimeout. A confirmed death of a daemon fails its request at once. The first
-// failure cancels the others.
-func (s *Server) spawnAll(ctx context.Context, name string, jobs map[string]*spawnJob) error {
+// failure cancels the others; it returns that failure and its daemon.
+func (s *Server) spawnAll(ctx context.Context, name string, jobs map[string]*spawnJob) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
 	defer cancel()
 	var (
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
+		mu     sync.Mutex
+		first  error
+		failed string
+		wg     sync.WaitGroup
 	)
 	for daemon, job := range jobs {
 		wg.Add(1)
@@ -197,13 +198,13 @@ func (s *Server) spawnAll(ctx context.Context, name string, jobs map[string]*spa
 			mu.Lock()
 			defer mu.Unlock()
 			if first == nil {
-				first = err
+				first, failed = err, daemon
 				cancel()
 			}
 		}()
 	}
 	wg.Wait()
-	return first
+	return failed, first
 }
 
 // linkVerdictWait bounds the wait for a death verdict after a daemon's link broke during
@@ -258,15 +259,22 @@ func (s *Server) spawnOne(ctx context.Context, name, daemon string, job *spawnJo
 }
 
 // abortStart records a failed start and force-stops the dataflow on every daemon it
-// was sent to (a spawn that timed out may have started some nodes).
-func (s *Server) abortStart(id string, jobs map[string]*spawnJob, cause error) {
+// was sent to (a spawn that timed out may have started some nodes). The nodes of the
+// daemon that failed carry the cause; the others say which daemon aborted the start.
+func (s *Server) abortStart(id string, jobs map[string]*spawnJob, failed string, cause error) {
+	why := strings.TrimPrefix(cause.Error(), "start: ")
 	s.reg.update(id, func(d *dataflowRec) bool {
-		d.StartErr = strings.TrimPrefix(cause.Error(), "start: ") // the reason says "start failed: "
+		d.StartErr = why // the reason says "start failed: "
 		now := time.Now()
 		for _, n := range d.Nodes {
-			if !n.final() {
-				n.Status, n.Outcome, n.Since, n.Inferred = proto.NodeFailed, "not started: start aborted", now, true
+			if n.final() {
+				continue
 			}
+			outcome := fmt.Sprintf("not started: start aborted (daemon %s failed its share)", failed)
+			if n.Daemon == failed {
+				outcome = "not started: " + why
+			}
+			n.Status, n.Outcome, n.Since, n.Inferred = proto.NodeFailed, outcome, now, true
 		}
 		return true
 	})

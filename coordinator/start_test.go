@@ -248,6 +248,11 @@ func TestStartFailureStopsWhatWasSpawned(t *testing.T) {
 		!strings.Contains(d.Reason, `(refused by daemon "daemon-b"`) {
 		t.Fatalf("after a failed start: %+v %v", d, err)
 	}
+	for _, n := range d.Nodes {
+		if n.ID == "arm" && (n.Status != proto.NodeFailed || !strings.HasPrefix(n.Outcome, "not started: cannot run ./arm")) {
+			t.Errorf("the refused node: %s %q, want failed with the refusal", n.Status, n.Outcome)
+		}
+	}
 	// The name is free again.
 	newYAML := strings.ReplaceAll(yaml, "robot-b", "robot-a")
 	if _, err := ts.cl.Start(context.Background(), proto.APIStartRequest{Name: "broken", Descriptor: newYAML}); err != nil {
