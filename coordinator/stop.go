@@ -153,28 +153,45 @@ func (s *Server) stopDataflow(ctx context.Context, ref string, req proto.APIStop
 		go op.run()
 	}
 
+	var rep *proto.APIStopReply
 	if p.detach {
 		select {
 		case <-op.sent:
 		case <-ctx.Done():
 		}
-		return s.stopReply(id, start, nil, 0, nil), nil
-	}
-	wait := time.NewTimer(p.timeout + forceWait + stopAckTimeout)
-	defer wait.Stop()
-	select {
-	case <-op.done:
-		if joined {
+		rep = s.stopReply(id, start, nil, 0, nil)
+	} else {
+		wait := time.NewTimer(p.timeout + forceWait + stopAckTimeout)
+		defer wait.Stop()
+		select {
+		case <-op.done:
 			r := *op.reply
-			r.Elapsed = roundElapsed(time.Since(start))
-			return &r, nil
+			if joined {
+				r.Elapsed = roundElapsed(time.Since(start))
+			}
+			rep = &r
+		case <-wait.C:
+			rep = s.stopReply(id, start, s.reg.pendingDaemons(id), p.timeout, op.unreachedNotes())
+		case <-ctx.Done():
+			return nil, fmt.Errorf("stop %s: %w", ref, ctx.Err())
 		}
-		return op.reply, nil
-	case <-wait.C:
-		return s.stopReply(id, start, s.reg.pendingDaemons(id), p.timeout, op.unreachedNotes()), nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("stop %s: %w", ref, ctx.Err())
 	}
+	if joined {
+		rep.Joined = op.joinedNote(escalate)
+	}
+	return rep, nil
+}
+
+// joinedNote says which stop a later request joined: its grace applies, not the later one's.
+func (op *stopOp) joinedNote(escalated bool) string {
+	since := "joined the stop in progress since " + op.start.Format(time.TimeOnly)
+	switch {
+	case op.p.force:
+		return since + " (forced)"
+	case escalated:
+		return fmt.Sprintf("%s (grace %s), now forced by this request", since, op.p.grace)
+	}
+	return fmt.Sprintf("%s: its grace of %s applies", since, op.p.grace)
 }
 
 // run drives one stop to its end: watch the daemons' liveness, send the stops, wait for

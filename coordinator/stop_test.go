@@ -294,11 +294,19 @@ func TestConcurrentStopsJoin(t *testing.T) {
 	})
 	f.report(demo.ID, "source", proto.NodeKilled, "", 0)
 	f.report(demo.ID, "sink", proto.NodeKilled, "", 0)
-	for _, ch := range []chan *proto.APIStopReply{first, second} {
+	for i, ch := range []chan *proto.APIStopReply{first, second} {
 		select {
 		case rep := <-ch:
 			if rep == nil || rep.Status != proto.DataflowFinished {
 				t.Errorf("stop reply %+v", rep)
+			}
+			// The second says it joined the first, whose grace applied.
+			if i == 0 && rep != nil && rep.Joined != "" {
+				t.Errorf("first stop says it joined: %q", rep.Joined)
+			}
+			if i == 1 && rep != nil && (!strings.HasPrefix(rep.Joined, "joined the stop in progress since ") ||
+				!strings.HasSuffix(rep.Joined, " (grace 2s), now forced by this request")) {
+				t.Errorf("second stop: joined %q", rep.Joined)
 			}
 		case <-time.After(3 * time.Second):
 			t.Fatal("a stop did not return after the outcomes arrived")

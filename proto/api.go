@@ -121,6 +121,9 @@ type APIStopReply struct {
 	// then the duration of the stop that ended it (from the stop request to the last
 	// outcome), or empty when it ended without a stop.
 	AlreadyEnded bool `json:"already_ended,omitempty"`
+	// Joined is set when this request joined a stop already in progress instead of
+	// starting one: it says when that stop was asked and with which grace, which apply.
+	Joined string `json:"joined,omitempty"`
 }
 
 // APIDestroyRequest stops every dataflow, daemon and the coordinator.

@@ -155,8 +155,28 @@ func TestStopStubbornNode(t *testing.T) {
 		return fmt.Errorf("stubborn node not running yet")
 	})
 	start := time.Now()
-	r := e.run("stop", "stubborn", "--grace-duration", "1s", "-o", "json")
+	firstDone := make(chan result, 1)
+	go func() {
+		r, err := e.exec("stop", "stubborn", "--grace-duration", "3s", "-o", "json")
+		if err != nil {
+			r.stderr += err.Error()
+		}
+		firstDone <- r
+	}()
+	// A second stop during the first one's grace joins it, and says so.
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if st := e.dataflow("stubborn").Status; st != proto.DataflowStopping {
+			return fmt.Errorf("dataflow %s, want stopping", st)
+		}
+		return nil
+	})
+	second := e.run("stop", "stubborn", "--grace-duration", "30s")
+	r := <-firstDone
 	elapsed := time.Since(start)
+	if second.code != 0 || !strings.Contains(second.stderr, "note: joined the stop in progress since ") ||
+		!strings.Contains(second.stderr, "its grace of 3s applies") {
+		t.Errorf("second stop: %s", second)
+	}
 	var rep proto.APIStopReply
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatalf("stop: %v\n%s", err, r)
@@ -178,8 +198,8 @@ func TestStopStubbornNode(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("stop: %s", r)
 	}
-	// grace 1s, SIGTERM (ignored), SIGKILL 0.5s later.
-	if elapsed < time.Second || elapsed > 10*time.Second {
+	// grace 3s, SIGTERM (ignored), SIGKILL 1.5s later.
+	if elapsed < 3*time.Second || elapsed > 15*time.Second {
 		t.Fatalf("stop took %s, want about grace + kill window", elapsed)
 	}
 	if _, err := procStart(pid); err == nil {

@@ -43,7 +43,9 @@ exactly one is running).
 Every node is sent a Stop event; a node still running after --grace-duration gets SIGTERM,
 then SIGKILL after half the grace again. --force kills at once. The command always returns
 by --timeout (default grace + kill window + 10s): nodes on a daemon confirmed dead are
-reported lost at once, and daemons that did not confirm in time are named.
+reported lost at once, and daemons that did not confirm in time are named. A stop of a
+dataflow already stopping joins that stop and says so: its grace applies, and --force
+escalates it to an immediate kill.
 
 Outcomes: finished, stopped, killed after grace, killed (forced),
 failed (exit N / signal S), lost (daemon D dead), dynamic, never connected.
@@ -126,6 +128,9 @@ func runStop(ctx context.Context, c *client.Client, ref string, o *stopOpts, out
 			return err
 		}
 	} else {
+		if rep.Joined != "" {
+			fmt.Fprintf(errw, "note: %s\n", rep.Joined)
+		}
 		if o.detach {
 			fmt.Fprintf(out, "stop of %s (%s) recorded; follow it with: doractl list\n", rep.Name, rep.ID)
 			return nil
