@@ -18,6 +18,7 @@ func TestLogs(t *testing.T) {
 	ts := startServer(t, nil)
 	f := newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a"})
 	demo := startDF(t, ts, "demo", twoNodes)
+	waitStatus(t, ts, "demo", proto.DataflowRunning, proto.NodeRunning) // the fake reports it after the ack
 	f.setLog(demo.ID, "sink", "line 1\nline 2\n", false)
 
 	var buf bytes.Buffer
