@@ -64,6 +64,36 @@ func TestRestoredDaemonsBecomeDead(t *testing.T) {
 	})
 }
 
+// A restored daemon that registered with the new coordinator and then lost its link
+// (the coordinator paused, say) is not declared dead for not having come back: it did.
+func TestRestoredDaemonBackThenDisconnectedNotDeclared(t *testing.T) {
+	dir := t.TempDir()
+	withDir := func(c *Config) { c.DataDir = dir; c.RestoredTimeout = time.Hour }
+	ts1 := startServer(t, withDir)
+	back := newFakeDaemon(t, ts1.srv.DaemonAddr(), fakeOpts{name: "daemon-back"})
+	mute := newFakeDaemon(t, ts1.srv.DaemonAddr(), fakeOpts{name: "daemon-mute"})
+	ts1.shutdown(t)
+	back.disconnect()
+	mute.disconnect() // port open, never registers again
+
+	ts2 := startServer(t, withDir)
+	back.register(ts2.srv.DaemonAddr(), nil)
+	back.disconnect() // port still open: a live process whose link dropped
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if ts2.srv.session("daemon-back") != nil {
+			return errors.New("daemon-back still connected")
+		}
+		return nil
+	})
+	ts2.srv.declareNotReturned([]string{"daemon-back", "daemon-mute"}) // what the timer does
+	if m, _ := memberStatus(t, ts2, "daemon-mute"); m.Status != proto.MemberDead {
+		t.Errorf("daemon-mute %s (%s), want dead", m.Status, m.Reason)
+	}
+	if m, _ := memberStatus(t, ts2, "daemon-back"); m.Status == proto.MemberDead {
+		t.Errorf("daemon-back declared dead although it registered: %s", m.Reason)
+	}
+}
+
 // After a destroy, the next coordinator on the same data dir does not list the
 // destroyed cluster's daemons.
 func TestDestroyForgetsDaemons(t *testing.T) {

@@ -184,17 +184,31 @@ func (s *Server) checkRestoredDaemons() {
 		case <-s.ctx.Done():
 			return
 		}
-		for _, name := range restored {
-			if s.session(name) != nil || s.isLeft(name) {
-				continue
-			}
-			if v := s.live.verdict(name); v == proto.MemberDead || v == proto.MemberLeft {
-				continue
-			}
-			_, _, why := s.live.state(name)
-			s.live.det.Declare(name, failure.Dead, fmt.Sprintf("not re-registered within %s of the coordinator start (%s)", s.cfg.RestoredTimeout, why))
-		}
+		s.declareNotReturned(restored)
 	}()
+}
+
+// declareNotReturned declares dead the restored daemons that have not registered since
+// the coordinator started. One that registered and then lost its link (e.g. while this
+// process was paused) is the detector's to judge, like any other daemon.
+func (s *Server) declareNotReturned(restored []string) {
+	for _, name := range restored {
+		if s.session(name) != nil || s.isLeft(name) || s.registeredSinceStart(name) {
+			continue
+		}
+		if v := s.live.verdict(name); v == proto.MemberDead || v == proto.MemberLeft {
+			continue
+		}
+		_, _, why := s.live.state(name)
+		s.live.det.Declare(name, failure.Dead, fmt.Sprintf("not re-registered within %s of the coordinator start (%s)", s.cfg.RestoredTimeout, why))
+	}
+}
+
+// registeredSinceStart reports whether a daemon registered with this coordinator process.
+func (s *Server) registeredSinceStart(name string) bool {
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	return !s.known[name].RegisteredAt.Before(s.startedAt)
 }
 
 // isLeft reports whether a known daemon left the cluster.
