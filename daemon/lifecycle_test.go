@@ -360,3 +360,52 @@ func TestShuttingDownDaemonDoesNotRegisterAgain(t *testing.T) {
 		t.Fatalf("%d registrations, want 1: the daemon registered again while shutting down", n)
 	}
 }
+
+// KillLeftNodes kills what a gone daemon recorded, and nothing while a daemon holds the
+// state folder.
+func TestKillLeftNodes(t *testing.T) {
+	t.Parallel()
+	c := exec.Command("sleep", "60")
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
+	st, err := procfs.ReadStat(c.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "daemon-a")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rec := nodeRecord{Dataflow: "df", Node: "left", PID: c.Process.Pid, PGID: c.Process.Pid, StartTime: st.StartTime, Epoch: 7}
+	if err := writeRecords(filepath.Join(dir, nodesFileName), []nodeRecord{rec}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A daemon runs there: its nodes are its own.
+	lock, err := lockStateDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if killed, err := KillLeftNodes(dir, hclog.NewNullLogger()); err == nil || !strings.Contains(err.Error(), "in use by another daemon") || len(killed) != 0 {
+		t.Fatalf("with the folder locked: killed %v, error %v; want a refusal", killed, err)
+	}
+	if !procAlive(c.Process.Pid) {
+		t.Fatal("a running daemon's node was killed")
+	}
+	unlockStateDir(lock)
+
+	killed, err := KillLeftNodes(dir, hclog.NewNullLogger())
+	if err != nil || len(killed) != 1 || killed[0] != (LeftNode{Dataflow: "df", Node: "left", PID: c.Process.Pid}) {
+		t.Fatalf("killed %+v, error %v; want the recorded node", killed, err)
+	}
+	_ = c.Wait()
+	if ws := c.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("left node ended with %v, want SIGKILL", c.ProcessState)
+	}
+	if killed, err := KillLeftNodes(filepath.Join(t.TempDir(), "none"), hclog.NewNullLogger()); err != nil || len(killed) != 0 {
+		t.Fatalf("a folder without records: %v %v", killed, err)
+	}
+}

@@ -490,6 +490,51 @@ func TestDestroyWedgedNode(t *testing.T) {
 	t.Logf("destroy with a wedged node: nothing left after %s\n%s", time.Since(start).Round(time.Millisecond), r.stdout)
 }
 
+// destroy with a frozen coordinator and a daemon killed by SIGKILL: the coordinator is
+// stopped without its answer, and the nodes the dead daemon left running are killed.
+func TestDestroyFrozenCoordinatorAndLeftNodes(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t)
+	df := e.writeDataflow("wedged.yml", wedgedDataflow)
+	e.up()
+	e.mustRun("start", df, "--name", "wedged", "--detach")
+	e.waitRunning("wedged", 2, 30*time.Second)
+	var wedged int
+	d := e.dataflow("wedged")
+	for _, n := range d.Nodes {
+		if n.ID == "wedged" {
+			wedged = n.PID
+		}
+	}
+	daemons, _ := filepath.Glob(filepath.Join(e.stateDir(), "up", "daemon-*.pid"))
+	if len(daemons) != 1 || wedged == 0 {
+		t.Fatalf("daemon pid files %v, wedged node pid %d", daemons, wedged)
+	}
+	e.signal(strings.TrimSuffix(filepath.Base(daemons[0]), ".pid"), syscall.SIGKILL)
+	e.signal("coordinator", syscall.SIGSTOP)
+	if _, err := procStart(wedged); err != nil {
+		t.Fatalf("the node died with its daemon: nothing to clean up (%v)", err)
+	}
+
+	r := e.mustRun("destroy", "--grace-duration", "1s")
+	for _, want := range []string{
+		"did not answer within " + destroyHealthWait.String() + "; stopping the local processes",
+		fmt.Sprintf("killed node wedged of dataflow %s (pid %d): left running by daemon ", d.ID, wedged),
+		"destroyed",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("destroy output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	t.Logf("destroy:\n%s", r.stdout)
+	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if ps := append(processes(e.dir), processesOfEnv(e.dir)...); len(ps) > 0 {
+			return fmt.Errorf("processes left after destroy: %v", ps)
+		}
+		return nil
+	})
+}
+
 // SIGTERM to a daemon: its nodes are stopped and reported, it leaves the ring, and the
 // coordinator shows it left at once, never suspect-then-dead.
 func TestGracefulDaemonExit(t *testing.T) {

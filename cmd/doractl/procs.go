@@ -122,6 +122,13 @@ func (p pidFile) signal(sig syscall.Signal) error {
 	return nil
 }
 
+// terminate asks the process to exit: SIGTERM, then SIGCONT so that a stopped (frozen)
+// process runs to handle it.
+func (p pidFile) terminate() {
+	_ = p.signal(syscall.SIGTERM)
+	_ = p.signal(syscall.SIGCONT)
+}
+
 // spawnDetached starts this executable with args in a new session, its output appended
 // to logPath, and records its pid.
 func spawnDetached(name string, dir string, args []string) (int, error) {

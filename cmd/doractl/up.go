@@ -15,9 +15,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/doractl/doractl/client"
-	"github.com/doractl/doractl/proto"
+	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+
+	"github.com/doractl/doractl/client"
+	"github.com/doractl/doractl/daemon"
+	"github.com/doractl/doractl/proto"
 )
 
 type upOpts struct {
@@ -388,7 +391,9 @@ func newDestroyCmd(g *globalOpts) *cobra.Command {
 		Short: "Stop every dataflow, daemon and the coordinator; leave no process behind",
 		Long: `Stop every running dataflow (bounded by --grace-duration, then SIGTERM and SIGKILL), then
 every daemon and the coordinator. Processes started by 'doractl up' that do not exit in
-time are killed, so nothing is left behind.`,
+time are killed, so nothing is left behind: node processes that a dead daemon left
+running are killed too. A coordinator that does not answer within 5s (frozen, say) or at
+all is not waited for: the processes 'up' started on this machine are stopped directly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDestroy(cmd.Context(), g.client(), grace, cmd.OutOrStdout())
@@ -403,7 +408,19 @@ func runDestroy(ctx context.Context, c *client.Client, grace time.Duration, out 
 	ctx, cancel := context.WithTimeout(ctx, deadline+5*time.Second)
 	defer cancel()
 	pids, _ := readPidFiles(upDir())
-	rep, err := c.Destroy(ctx, proto.APIDestroyRequest{Grace: grace.String()})
+	// A coordinator that does not answer a health check in time (frozen, say) would
+	// hold the destroy until its deadline: the local processes are stopped instead.
+	hctx, hcancel := context.WithTimeout(ctx, destroyHealthWait)
+	_, err := c.Health(hctx)
+	hcancel()
+	unanswered := ""
+	var rep *proto.APIDestroyReply
+	switch {
+	case err == nil:
+		rep, err = c.Destroy(ctx, proto.APIDestroyRequest{Grace: grace.String()})
+	case errors.Is(err, context.DeadlineExceeded) && len(livePids(pids)) > 0:
+		unanswered = fmt.Sprintf("coordinator at %s did not answer within %s", c.Addr(), destroyHealthWait)
+	}
 	reached := err == nil
 	if reached {
 		for _, d := range rep.Dataflows {
@@ -420,17 +437,20 @@ func runDestroy(ctx context.Context, c *client.Client, grace time.Duration, out 
 		fmt.Fprintf(out, "destroying %d daemon(s) and the coordinator\n", len(rep.Daemons)+len(unregistered))
 		for _, p := range unregistered {
 			fmt.Fprintf(out, "stopping %s (pid %d): not registered with the coordinator\n", p.name(), p.pid)
-			_ = p.signal(syscall.SIGTERM)
+			p.terminate()
 		}
-	} else if !errors.Is(err, client.ErrUnreachable) {
+	} else if unanswered == "" && !errors.Is(err, client.ErrUnreachable) {
 		return err
 	} else if len(livePids(pids)) == 0 {
 		fmt.Fprintf(out, "nothing to destroy: no coordinator at %s\n", c.Addr())
 		return nil
 	} else {
-		fmt.Fprintf(out, "no coordinator answers at %s; stopping the local processes\n", c.Addr())
+		if unanswered == "" {
+			unanswered = "no coordinator answers at " + c.Addr()
+		}
+		fmt.Fprintf(out, "%s; stopping the local processes\n", unanswered)
 		for _, p := range livePids(pids) {
-			_ = p.signal(syscall.SIGTERM)
+			p.terminate()
 		}
 	}
 	// Wait for every process `up` started to exit; kill what does not.
@@ -458,9 +478,28 @@ func runDestroy(ctx context.Context, c *client.Client, grace time.Duration, out 
 			p.remove()
 		}
 	}
+	killLeftNodes(out)
 	_ = os.Remove(filepath.Join(upDir(), profileFile))
 	fmt.Fprintln(out, "destroyed")
 	return nil
+}
+
+// destroyHealthWait bounds destroy's first health check of the coordinator.
+const destroyHealthWait = 5 * time.Second
+
+// killLeftNodes kills the node processes that daemons of this state folder recorded and
+// left running when they died (a SIGKILL, or destroy's own kill of a frozen daemon).
+func killLeftNodes(out io.Writer) {
+	dirs, _ := filepath.Glob(filepath.Join(stateDir(), "daemons", "*"))
+	for _, dir := range dirs {
+		left, err := daemon.KillLeftNodes(dir, hclog.NewNullLogger())
+		for _, n := range left {
+			fmt.Fprintf(out, "killed node %s of dataflow %s (pid %d): left running by daemon %s\n", n.Node, n.Dataflow, n.PID, filepath.Base(dir))
+		}
+		if err != nil {
+			fmt.Fprintf(out, "warning: %v\n", err)
+		}
+	}
 }
 
 func livePids(ps []pidFile) []pidFile {
