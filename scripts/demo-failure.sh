@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 D=$PWD/bin/doractl
 DF=examples/failure-demo/dataflow.yml
 
+# Its own ports (DEMO_CONTROL_PORT, DEMO_DAEMON_PORT, DEMO_GOSSIP_PORT, DEMO_NODE_PORT
+# move them) and state folder: DORA_COORDINATOR_ADDR and DORACTL_STATE_DIR are ignored, so
+# a cluster already running here is never touched.
 STATE=$(mktemp -d "${TMPDIR:-/tmp}/doractl-demo-failure.XXXXXX")
 export DORACTL_STATE_DIR=$STATE
 export DORA_COORDINATOR_ADDR=127.0.0.1:${DEMO_CONTROL_PORT:-7612}
@@ -31,9 +34,9 @@ step "$D" members
 printf '\n\033[1m$ %s\033[0m\n' "$D start $DF --name failure-demo --detach"
 "$D" start "$DF" --name failure-demo --detach
 
-# Wait (bounded) until every node runs.
+# Wait (bounded) until every node runs (6 nodes + the dataflow itself).
 for _ in $(seq 100); do
-  if [ "$("$D" list -o json | grep -o '"status": *"running"' | wc -l)" -ge 5 ]; then break; fi
+  if [ "$("$D" list -o json | grep -o '"status": *"running"' | wc -l)" -ge 7 ]; then break; fi
   sleep 0.1
 done
 step "$D" list

@@ -9,8 +9,9 @@ step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
 cleanup() { $D destroy >/dev/null 2>&1 || true; }
 trap 'echo "demo failed; cleaning up" >&2; cleanup' ERR INT TERM
 
-# The default ports, as a new user gets them; DEMO_DAEMON_PORT, DEMO_GOSSIP_PORT and
-# DEMO_NODE_PORT (with DORA_COORDINATOR_ADDR for the control port) move them.
+# The default ports, as a new user gets them; DEMO_CONTROL_PORT (or DORA_COORDINATOR_ADDR),
+# DEMO_DAEMON_PORT, DEMO_GOSSIP_PORT and DEMO_NODE_PORT move them.
+[ -n "${DEMO_CONTROL_PORT:-}" ] && export DORA_COORDINATOR_ADDR=127.0.0.1:$DEMO_CONTROL_PORT
 UP_ARGS=()
 [ -n "${DEMO_DAEMON_PORT:-}" ] && UP_ARGS+=(--daemon-port "$DEMO_DAEMON_PORT")
 [ -n "${DEMO_GOSSIP_PORT:-}" ] && UP_ARGS+=(--gossip-port "$DEMO_GOSSIP_PORT")
