@@ -68,12 +68,12 @@ func (s *Server) startDataflow(ctx context.Context, req proto.APIStartRequest) (
 	log.Info("starting dataflow", "nodes", len(desc.Nodes), "daemons", len(reqs))
 
 	s.metrics.pendingOps.Inc()
-	failed, err := s.spawnAll(ctx, rec.Name, reqs)
+	res := s.spawnAll(ctx, rec.Name, reqs)
 	s.metrics.pendingOps.Dec()
-	if err != nil {
-		log.Warn("start failed: stopping what was spawned", "error", err, "daemon", failed)
-		s.abortStart(rec.ID, reqs, failed, err)
-		return nil, err
+	if res.err != nil {
+		log.Warn("start failed: stopping what was spawned", "error", res.err, "daemon", res.failed)
+		s.abortStart(rec.ID, reqs, res)
+		return nil, res.err
 	}
 	log.Info("dataflow started")
 	return &proto.APIStartReply{ID: rec.ID, Name: rec.Name}, nil
@@ -175,59 +175,69 @@ type spawnJob struct {
 	req  proto.SpawnRequest
 }
 
+// spawnResult is how the spawns of a start went.
+type spawnResult struct {
+	err     error           // the first failure (nil: every daemon acknowledged)
+	failed  string          // the daemon of that failure
+	refused bool            // that daemon refused its nodes: it started none
+	acked   map[string]bool // the daemons that acknowledged (their nodes run)
+}
+
 // spawnAll sends every spawn request in parallel and waits for the acks, within
 // StartTimeout. A confirmed death of a daemon fails its request at once. The first
-// failure cancels the others; it returns that failure and its daemon.
-func (s *Server) spawnAll(ctx context.Context, name string, jobs map[string]*spawnJob) (string, error) {
+// failure cancels the others.
+func (s *Server) spawnAll(ctx context.Context, name string, jobs map[string]*spawnJob) spawnResult {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
 	defer cancel()
 	var (
-		mu     sync.Mutex
-		first  error
-		failed string
-		wg     sync.WaitGroup
+		mu  sync.Mutex
+		res = spawnResult{acked: map[string]bool{}}
+		wg  sync.WaitGroup
 	)
 	for daemon, job := range jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := s.spawnOne(ctx, name, daemon, job)
-			if err == nil {
-				return
-			}
+			refused, err := s.spawnOne(ctx, name, daemon, job)
 			mu.Lock()
 			defer mu.Unlock()
-			if first == nil {
-				first, failed = err, daemon
+			if err == nil {
+				res.acked[daemon] = true
+				return
+			}
+			if res.err == nil {
+				res.err, res.failed, res.refused = err, daemon, refused
 				cancel()
 			}
 		}()
 	}
 	wg.Wait()
-	return failed, first
+	return res
 }
 
 // linkVerdictWait bounds the wait for a death verdict after a daemon's link broke during
 // a request: the detector's port check answers within it for a crashed process.
 const linkVerdictWait = 1500 * time.Millisecond
 
-func (s *Server) spawnOne(ctx context.Context, name, daemon string, job *spawnJob) error {
+// spawnOne sends one daemon its share; refused reports that the daemon answered with a
+// refusal (it started none of its nodes).
+func (s *Server) spawnOne(ctx context.Context, name, daemon string, job *spawnJob) (refused bool, err error) {
 	w, dead := s.live.watch(daemon, "start "+name)
 	if dead != nil {
 		s.daemonDead(*dead)
-		return newAPIError(http.StatusServiceUnavailable, "start: %s", dead.describe())
+		return false, newAPIError(http.StatusServiceUnavailable, "start: %s", dead.describe())
 	}
 	defer w.close()
 	rctx, cancel := w.context(ctx)
 	defer cancel()
 	var ack proto.Ack
-	err := job.sess.request(rctx, proto.TypeSpawn, job.req, &ack)
+	err = job.sess.request(rctx, proto.TypeSpawn, job.req, &ack)
 	if err == nil {
-		return nil
+		return false, nil
 	}
 	if d := w.death(); d != nil {
 		s.daemonDead(*d) // its nodes are lost, not "start aborted"
-		return newAPIError(http.StatusServiceUnavailable, "start: %s", d.describe())
+		return false, newAPIError(http.StatusServiceUnavailable, "start: %s", d.describe())
 	}
 	where := fmt.Sprintf("daemon %q (machine %s)", daemon, job.sess.info.Machine)
 	var re *proto.RemoteError
@@ -243,26 +253,27 @@ func (s *Server) spawnOne(ctx context.Context, name, daemon string, job *spawnJo
 		t.Stop()
 		if d := w.death(); d != nil {
 			s.daemonDead(*d)
-			return newAPIError(http.StatusServiceUnavailable, "start: %s", d.describe())
+			return false, newAPIError(http.StatusServiceUnavailable, "start: %s", d.describe())
 		}
 	}
 	switch {
 	case errors.As(err, &re):
-		return newAPIError(http.StatusBadGateway, "start: %s (refused by %s)", re.Msg, where)
+		return true, newAPIError(http.StatusBadGateway, "start: %s (refused by %s)", re.Msg, where)
 	case errors.Is(err, context.DeadlineExceeded):
-		return newAPIError(http.StatusGatewayTimeout, "start: %s did not acknowledge its nodes within %s%s", where, s.cfg.StartTimeout, s.unreachableSuffix(daemon))
+		return false, newAPIError(http.StatusGatewayTimeout, "start: %s did not acknowledge its nodes within %s%s", where, s.cfg.StartTimeout, s.unreachableSuffix(daemon))
 	case errors.Is(err, context.Canceled):
-		return newAPIError(http.StatusServiceUnavailable, "start: cancelled while waiting for %s", where)
+		return false, newAPIError(http.StatusServiceUnavailable, "start: cancelled while waiting for %s", where)
 	default:
-		return newAPIError(http.StatusBadGateway, "start: %s: %v", where, err)
+		return false, newAPIError(http.StatusBadGateway, "start: %s: %v", where, err)
 	}
 }
 
 // abortStart records a failed start and force-stops the dataflow on every daemon it
-// was sent to (a spawn that timed out may have started some nodes). The nodes of the
-// daemon that failed carry the cause; the others say which daemon aborted the start.
-func (s *Server) abortStart(id string, jobs map[string]*spawnJob, failed string, cause error) {
-	why := strings.TrimPrefix(cause.Error(), "start: ")
+// was sent to (a spawn that timed out may have started some nodes). Each node says what
+// became of it: not started (its daemon refused), killed (its daemon had started it),
+// or start aborted (its spawn was cut short); each names the daemon that failed.
+func (s *Server) abortStart(id string, jobs map[string]*spawnJob, res spawnResult) {
+	why := strings.TrimPrefix(res.err.Error(), "start: ")
 	s.reg.update(id, func(d *dataflowRec) bool {
 		d.StartErr = why // the reason says "start failed: "
 		now := time.Now()
@@ -270,11 +281,16 @@ func (s *Server) abortStart(id string, jobs map[string]*spawnJob, failed string,
 			if n.final() {
 				continue
 			}
-			outcome := fmt.Sprintf("not started: start aborted (daemon %s failed its share)", failed)
-			if n.Daemon == failed {
+			status, outcome := proto.NodeFailed, fmt.Sprintf("start aborted (daemon %s failed its share)", res.failed)
+			switch {
+			case n.Daemon == res.failed && res.refused:
 				outcome = "not started: " + why
+			case n.Daemon == res.failed:
+				outcome = "start failed: " + why
+			case res.acked[n.Daemon]:
+				status, outcome = proto.NodeKilled, fmt.Sprintf("killed (start aborted: daemon %s failed its share)", res.failed)
 			}
-			n.Status, n.Outcome, n.Since, n.Inferred = proto.NodeFailed, outcome, now, true
+			n.Status, n.Outcome, n.Since, n.Inferred = status, outcome, now, true
 		}
 		return true
 	})

@@ -285,6 +285,15 @@ func TestStartDaemonDiesDuringSpawn(t *testing.T) {
 		if len(dying.spawnRequests()) == 0 {
 			return fmt.Errorf("no spawn on daemon-b yet")
 		}
+		d, err := ts.cl.Get(context.Background(), "span")
+		if err != nil {
+			return err
+		}
+		for _, n := range d.Nodes {
+			if n.ID == "cam" && n.Status != proto.NodeRunning {
+				return fmt.Errorf("cam on daemon-a is %s", n.Status)
+			}
+		}
 		return nil
 	})
 	dying.crash()
@@ -304,6 +313,10 @@ func TestStartDaemonDiesDuringSpawn(t *testing.T) {
 	for _, n := range d.Nodes {
 		if n.Daemon == "daemon-b" && (n.Status != proto.NodeLost || !strings.Contains(n.Outcome, "daemon daemon-b dead")) {
 			t.Errorf("node %s on the dead daemon: %s %q, want lost with it", n.ID, n.Status, n.Outcome)
+		}
+		// daemon-a had started cam: the abort killed it.
+		if n.ID == "cam" && (n.Status != proto.NodeKilled || n.Outcome != "killed (start aborted: daemon daemon-b failed its share)") {
+			t.Errorf("cam, started then aborted: %s %q", n.Status, n.Outcome)
 		}
 	}
 	if d.Status != proto.DataflowFailed {
