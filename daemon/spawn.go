@@ -166,16 +166,38 @@ func checkWorkingDir(wd string) error {
 	return nil
 }
 
-// resolveExecutable finds a node's executable: paths with a slash are taken relative to
-// the working directory, bare names are looked up in PATH.
+// resolveExecutable finds a node's executable as dora-rs does. A path with a slash is
+// taken relative to the working directory. A bare name is taken from the working
+// directory if a regular file of that name is there (the coordinator sends as working
+// directory the folder that relative paths resolve against: the descriptor's, or
+// deploy.working_dir), else looked up in PATH. With no working directory, a bare name
+// is only looked up in PATH.
 func resolveExecutable(p, wd string) (string, error) {
 	if p == "" {
 		return "", errors.New("node has no path")
 	}
 	if !strings.Contains(p, "/") {
+		if wd != "" {
+			beside := filepath.Join(wd, p)
+			if st, err := os.Stat(beside); err == nil && st.Mode().IsRegular() {
+				if !filepath.IsAbs(beside) {
+					// exec.Cmd takes a relative Path against Dir, which is wd itself.
+					if beside, err = filepath.Abs(beside); err != nil {
+						return "", fmt.Errorf("executable %s: %w", p, err)
+					}
+				}
+				return checkExecutable(beside, st)
+			}
+		}
 		found, err := exec.LookPath(p)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", p, err)
+		switch {
+		case errors.Is(err, exec.ErrNotFound) && wd != "":
+			return "", fmt.Errorf("%s: not in working directory %s, and %w (PATH=%s)",
+				p, wd, exec.ErrNotFound, os.Getenv("PATH"))
+		case errors.Is(err, exec.ErrNotFound):
+			return "", fmt.Errorf("%s: %w (PATH=%s)", p, exec.ErrNotFound, os.Getenv("PATH"))
+		case err != nil:
+			return "", fmt.Errorf("executable %s: %w", p, err)
 		}
 		return found, nil
 	}
@@ -189,6 +211,11 @@ func resolveExecutable(p, wd string) (string, error) {
 	if st.IsDir() {
 		return "", fmt.Errorf("executable %s is a directory", p)
 	}
+	return checkExecutable(p, st)
+}
+
+// checkExecutable returns p if its mode st lets it be executed.
+func checkExecutable(p string, st os.FileInfo) (string, error) {
 	if st.Mode()&0o111 == 0 {
 		return "", fmt.Errorf("executable %s is not executable (mode %v)", p, st.Mode().Perm())
 	}

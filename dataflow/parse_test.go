@@ -273,12 +273,32 @@ func TestResolvedPath(t *testing.T) {
 		{"bin/node", "/wd", "/df", "/wd/bin/node"},
 		{"bin/node", "sub", "/df", "/df/sub/bin/node"},
 		{"./bin/node", "", "", "./bin/node"},
+		{"s.sh", "sub", "/df", "s.sh"}, // bare: the daemon resolves it, against PathBase
 	}
 	for _, tt := range tests {
 		n := &Node{Path: tt.path, Deploy: Deploy{WorkingDir: tt.workingDir}}
 		if got := n.ResolvedPath(tt.dir); got != tt.want {
 			t.Errorf("ResolvedPath(%q) with path %q, working_dir %q = %q, want %q",
 				tt.dir, tt.path, tt.workingDir, got, tt.want)
+		}
+	}
+}
+
+func TestPathBase(t *testing.T) {
+	for _, tt := range []struct{ workingDir, dir, want string }{
+		{"", "/df", "/df"},
+		{"/wd", "/df", "/wd"},
+		{"sub", "/df", "/df/sub"},
+		{"sub", "", "sub"},
+	} {
+		n := &Node{Path: "s.sh", Deploy: Deploy{WorkingDir: tt.workingDir}}
+		if got := n.PathBase(tt.dir); got != tt.want {
+			t.Errorf("PathBase(%q) with working_dir %q = %q, want %q", tt.dir, tt.workingDir, got, tt.want)
+		}
+	}
+	for p, want := range map[string]bool{"s.sh": true, "./s.sh": false, "bin/s.sh": false, "/bin/sh": false, "": false} {
+		if IsBareName(p) != want {
+			t.Errorf("IsBareName(%q) = %v", p, !want)
 		}
 	}
 }

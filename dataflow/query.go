@@ -65,25 +65,38 @@ func (n *Node) IsShell() bool { return n.Path == ShellPath }
 
 // ResolvedPath returns the executable to run. An absolute path, "dynamic"
 // and "shell" are returned as they are, and so is a bare name without a
-// slash, which is looked up in PATH when the node is spawned. Any other
-// relative path is resolved against Deploy.WorkingDir if set (itself
-// relative to dir if not absolute), else against dir. For a git node,
-// dir is the clone directory.
+// slash: the daemon that spawns the node takes it from the node's working
+// directory (PathBase) if a file of that name is there, else from PATH, as
+// dora-rs does. Any other relative path is resolved against PathBase(dir).
+// For a git node, dir is the clone directory.
 func (n *Node) ResolvedPath(dir string) string {
 	p := n.Path
-	if p == "" || p == DynamicPath || p == ShellPath || filepath.IsAbs(p) ||
-		!strings.ContainsRune(p, '/') && !strings.ContainsRune(p, filepath.Separator) {
+	if p == "" || p == DynamicPath || p == ShellPath || filepath.IsAbs(p) || IsBareName(p) {
 		return p
 	}
-	base := dir
-	if wd := n.Deploy.WorkingDir; wd != "" {
-		base = wd
-		if !filepath.IsAbs(wd) {
-			base = filepath.Join(dir, wd)
-		}
-	}
+	base := n.PathBase(dir)
 	if base == "" {
 		return p
 	}
 	return filepath.Join(base, p)
+}
+
+// PathBase returns the folder the node's relative path resolves against, which is
+// also its working directory: Deploy.WorkingDir if set (itself relative to dir if
+// not absolute), else dir.
+func (n *Node) PathBase(dir string) string {
+	wd := n.Deploy.WorkingDir
+	switch {
+	case wd == "":
+		return dir
+	case filepath.IsAbs(wd):
+		return wd
+	default:
+		return filepath.Join(dir, wd)
+	}
+}
+
+// IsBareName reports whether a node path is a bare name, without a slash.
+func IsBareName(p string) bool {
+	return p != "" && !strings.ContainsRune(p, '/') && !strings.ContainsRune(p, filepath.Separator)
 }

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/doractl/doractl/dataflow"
@@ -126,25 +126,36 @@ func plural(n int, what string) string {
 }
 
 // pathWarnings lists nodes whose executable, resolved on this machine against the
-// descriptor's folder, is missing, a directory or not executable. Dynamic and shell
-// nodes, git nodes and bare names looked up in PATH are not checked.
+// descriptor's folder (or deploy.working_dir), is missing, a directory or not
+// executable; a bare name counts as missing when it is neither in that folder nor in
+// PATH. Dynamic and shell nodes and git nodes are not checked.
 func pathWarnings(d *dataflow.Descriptor) []string {
 	var out []string
 	for _, n := range d.Nodes {
-		if wd := n.Deploy.WorkingDir; wd != "" && n.Git == "" {
-			if !filepath.IsAbs(wd) {
-				wd = filepath.Join(d.Dir, wd)
-			}
+		if n.Deploy.WorkingDir != "" && n.Git == "" {
+			wd := n.PathBase(d.Dir)
 			if fi, err := os.Stat(wd); err != nil || !fi.IsDir() {
 				out = append(out, fmt.Sprintf("node %q: working directory %s is not a directory on this machine", n.ID, wd))
 				continue
 			}
 		}
-		if n.Git != "" || n.IsDynamic() || n.IsShell() || n.Path == "" ||
-			!strings.ContainsRune(n.Path, '/') && !strings.ContainsRune(n.Path, filepath.Separator) {
+		if n.Git != "" || n.IsDynamic() || n.IsShell() || n.Path == "" {
 			continue
 		}
 		p := n.ResolvedPath(d.Dir)
+		if dataflow.IsBareName(n.Path) {
+			// As the daemon does: the file beside the descriptor if there is one, else PATH.
+			base := n.PathBase(d.Dir)
+			beside := filepath.Join(base, n.Path)
+			if fi, err := os.Stat(beside); base == "" || err != nil || !fi.Mode().IsRegular() {
+				if _, err := exec.LookPath(n.Path); err != nil {
+					out = append(out, fmt.Sprintf("node %q: path %s is neither in %s nor in $PATH on this machine",
+						n.ID, n.Path, orDash(base)))
+				}
+				continue
+			}
+			p = beside
+		}
 		var problem string
 		switch fi, err := os.Stat(p); {
 		case err != nil:

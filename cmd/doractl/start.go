@@ -31,7 +31,8 @@ func newStartCmd(g *globalOpts) *cobra.Command {
 		Use:   "start DATAFLOW.yml",
 		Short: "Start a dataflow on the cluster",
 		Long: `Start a dataflow described by a dora descriptor. The file is validated first; node paths
-relative to it resolve against its folder on the machine that runs the node.
+relative to it resolve against its folder on the machine that runs the node, and a bare
+name (no slash) is the file of that name in that folder if there is one, else from $PATH.
 
 Attached (the default) the command streams every node's log, prefixed with the node id,
 until the dataflow ends. The first Ctrl-C stops the dataflow gracefully, a second one

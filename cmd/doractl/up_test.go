@@ -46,7 +46,10 @@ func TestLastLogLine(t *testing.T) {
 
 func TestPathWarnings(t *testing.T) {
 	dir := t.TempDir()
-	for name, mode := range map[string]os.FileMode{"ok": 0o755, "noexec": 0o644} {
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, mode := range map[string]os.FileMode{"ok": 0o755, "noexec": 0o644, "s.sh": 0o755, "sub/t.sh": 0o755} {
 		if err := os.WriteFile(filepath.Join(dir, name), nil, mode); err != nil {
 			t.Fatal(err)
 		}
@@ -57,6 +60,10 @@ func TestPathWarnings(t *testing.T) {
 		"  - id: missing\n    path: ./missing\n" +
 		"  - id: dir\n    path: " + dir + "\n" +
 		"  - id: bare\n    path: sleep\n" +
+		"  - id: beside\n    path: s.sh\n" +
+		"  - id: besidewd\n    path: t.sh\n    deploy:\n      working_dir: sub\n" +
+		"  - id: besidenoexec\n    path: noexec\n" +
+		"  - id: ghost\n    path: no-such-command-anywhere\n" +
 		"  - id: dyn\n    path: dynamic\n" +
 		"  - id: nowd\n    path: ./ok\n    deploy:\n      working_dir: nowhere\n" +
 		"  - id: wd\n    path: " + filepath.Join(dir, "ok") + "\n    deploy:\n      working_dir: .\n"
@@ -68,13 +75,15 @@ func TestPathWarnings(t *testing.T) {
 	got := strings.Join(pathWarnings(d), "\n")
 	for _, want := range []string{`"noexec": path ` + filepath.Join(dir, "noexec") + " is not executable",
 		`"missing": path ` + filepath.Join(dir, "missing") + " does not exist", `"dir": path ` + dir + " is a directory",
-		`"nowd": working directory ` + filepath.Join(dir, "nowhere") + " is not a directory on this machine"} {
+		`"nowd": working directory ` + filepath.Join(dir, "nowhere") + " is not a directory on this machine",
+		`"besidenoexec": path ` + filepath.Join(dir, "noexec") + " is not executable on this machine",
+		`"ghost": path no-such-command-anywhere is neither in ` + dir + " nor in $PATH on this machine"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("warnings %q lack %q", got, want)
 		}
 	}
-	if n := len(pathWarnings(d)); n != 4 {
-		t.Errorf("%d warnings, want 4: %q", n, got)
+	if n := len(pathWarnings(d)); n != 6 {
+		t.Errorf("%d warnings, want 6: %q", n, got)
 	}
 	if plural(1, "node") != "1 node" || plural(2, "node") != "2 nodes" {
 		t.Error("plural")
