@@ -42,9 +42,17 @@ func DefaultAddr() string {
 
 // Client calls one coordinator's control API.
 type Client struct {
-	addr string // host:port, for messages
-	base string // scheme://host:port
-	hc   *http.Client
+	addr  string // host:port, for messages
+	base  string // scheme://host:port
+	hc    *http.Client
+	token string // proto.APIToken of the cluster key ("" = none)
+}
+
+// WithKey makes every request prove the cluster key, as a coordinator with a
+// --cluster-key requires. A nil key is no key. It returns c.
+func (c *Client) WithKey(key []byte) *Client {
+	c.token = proto.APIToken(key)
+	return c
 }
 
 // New returns a client of the coordinator at addr ("host:port" or "http://host:port";
@@ -260,6 +268,9 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", proto.APIAuthScheme+c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

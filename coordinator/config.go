@@ -32,7 +32,8 @@ type Config struct {
 	Profile string
 	// GossipOverrides changes some of the profile's settings (config file `gossip:`).
 	GossipOverrides cluster.Overrides
-	// SecretKey is the optional gossip encryption key (16, 24 or 32 bytes).
+	// SecretKey is the optional cluster key (16, 24 or 32 bytes): it encrypts gossip,
+	// and daemon registrations and control API requests must prove it.
 	SecretKey []byte
 
 	// Name is the coordinator's member name in the ring.

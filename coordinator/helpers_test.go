@@ -40,7 +40,7 @@ func startServer(t *testing.T, mod func(*Config)) *testServer {
 		t.Fatalf("New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{srv: srv, cl: client.New(srv.ControlAddr()), cancel: cancel, done: make(chan error, 1)}
+	ts := &testServer{srv: srv, cl: client.New(srv.ControlAddr()).WithKey(cfg.SecretKey), cancel: cancel, done: make(chan error, 1)}
 	go func() { ts.done <- srv.Run(ctx) }()
 	t.Cleanup(func() { ts.shutdown(t) })
 	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {

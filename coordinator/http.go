@@ -22,19 +22,34 @@ func (s *Server) Handler() http.Handler { return s.mux }
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	p := proto.APIPrefix
+	// Health (version, profile) and /metrics stay open for probes and scrapers; with a
+	// cluster key, everything else requires it (anyone who can start a dataflow runs
+	// commands on every machine).
 	mux.HandleFunc("GET "+p+"/health", s.handleHealth)
-	mux.HandleFunc("GET "+p+"/members", s.handleMembers)
-	mux.HandleFunc("POST "+p+"/dataflows", s.handleStart)
-	mux.HandleFunc("GET "+p+"/dataflows", s.handleList)
-	mux.HandleFunc("GET "+p+"/dataflows/{ref}", s.handleGet)
-	mux.HandleFunc("POST "+p+"/dataflows/{ref}/stop", s.handleStop)
-	mux.HandleFunc("GET "+p+"/dataflows/{ref}/logs/{node}", s.handleLogs)
-	mux.HandleFunc("POST "+p+"/destroy", s.handleDestroy)
+	mux.HandleFunc("GET "+p+"/members", s.keyed(s.handleMembers))
+	mux.HandleFunc("POST "+p+"/dataflows", s.keyed(s.handleStart))
+	mux.HandleFunc("GET "+p+"/dataflows", s.keyed(s.handleList))
+	mux.HandleFunc("GET "+p+"/dataflows/{ref}", s.keyed(s.handleGet))
+	mux.HandleFunc("POST "+p+"/dataflows/{ref}/stop", s.keyed(s.handleStop))
+	mux.HandleFunc("GET "+p+"/dataflows/{ref}/logs/{node}", s.keyed(s.handleLogs))
+	mux.HandleFunc("POST "+p+"/destroy", s.keyed(s.handleDestroy))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newAPIError(http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 	return mux
+}
+
+// keyed refuses a request without the cluster key's token when the cluster has a key.
+func (s *Server) keyed(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if why := proto.CheckAPIToken(s.cfg.SecretKey, r.Header.Get("Authorization")); why != "" {
+			s.log.Warn("control API request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", why)
+			writeError(w, newAPIError(http.StatusUnauthorized, "%s", why))
+			return
+		}
+		h(w, r)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

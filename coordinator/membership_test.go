@@ -3,13 +3,15 @@ package coordinator
 import (
 	"context"
 	"fmt"
-	"github.com/doractl/doractl/cluster"
 	"net"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/doractl/doractl/client"
+	"github.com/doractl/doractl/cluster"
 	"github.com/doractl/doractl/failure"
 	"github.com/doractl/doractl/internal/testutil"
 	"github.com/doractl/doractl/proto"
@@ -253,5 +255,42 @@ func TestLeavingAnnouncementIsLeftNotDead(t *testing.T) {
 		Member: cluster.Member{Name: "daemon-a", Meta: cluster.Meta{Role: cluster.RoleDaemon, BootEpoch: f.epoch + 1}}})
 	if m, _ := memberStatus(t, ts, "daemon-a"); m.Status != proto.MemberAlive {
 		t.Fatalf("a new process under the name is %s (%s), want alive", m.Status, m.Reason)
+	}
+}
+
+// With a cluster key the control API requires it: without it, or with another key, a
+// request is refused with the reason; health stays open for probes.
+func TestAPIRequiresClusterKey(t *testing.T) {
+	ts := startServer(t, func(c *Config) { c.SecretKey = testKey })
+	addr := ts.srv.ControlAddr()
+	other := otherKey
+	for _, tc := range []struct {
+		name string
+		cl   *client.Client
+		want string
+	}{
+		{"no key", client.New(addr), proto.ErrAPIKeyRequired},
+		{"another key", client.New(addr).WithKey(other), proto.ErrAPIKeyMismatch},
+	} {
+		_, err := ts.cl.List(context.Background()) // the keyed client is let in
+		if err != nil {
+			t.Fatalf("with the key: %v", err)
+		}
+		_, err = tc.cl.List(context.Background())
+		if client.StatusOf(err) != http.StatusUnauthorized || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: list: %v, want 401 %q", tc.name, err, tc.want)
+		}
+		_, err = tc.cl.Start(context.Background(), proto.APIStartRequest{Name: "x", Descriptor: "nodes: []"})
+		if client.StatusOf(err) != http.StatusUnauthorized {
+			t.Errorf("%s: start: %v, want 401", tc.name, err)
+		}
+		if _, err := tc.cl.Health(context.Background()); err != nil {
+			t.Errorf("%s: health: %v, want it open", tc.name, err)
+		}
+	}
+	// A coordinator without a key takes requests with or without one.
+	open := startServer(t, nil)
+	if _, err := client.New(open.srv.ControlAddr()).WithKey(other).List(context.Background()); err != nil {
+		t.Errorf("keyed client, coordinator without a key: %v", err)
 	}
 }

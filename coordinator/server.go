@@ -224,6 +224,12 @@ func (s *Server) ControlAddr() string { return addrOf(s.httpLn) }
 // DaemonAddr is the bound address daemons dial ("" if none).
 func (s *Server) DaemonAddr() string { return addrOf(s.daemonLn) }
 
+// isLoopback reports whether a listener's address takes connections from this host only.
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
 func addrOf(ln net.Listener) string {
 	if ln == nil {
 		return ""
@@ -255,6 +261,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	serveErr := make(chan error, 1)
 	var hs *http.Server
+	if s.httpLn != nil && len(s.cfg.SecretKey) == 0 && !isLoopback(s.httpLn.Addr()) {
+		s.log.Warn("control API open to the network without a cluster key: whoever reaches it can run commands on every machine (see --cluster-key)",
+			"addr", s.httpLn.Addr().String())
+	}
 	if s.httpLn != nil {
 		hs = &http.Server{
 			Handler:           s.mux,

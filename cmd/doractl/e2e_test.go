@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"github.com/doractl/doractl/internal/testutil"
@@ -205,6 +206,30 @@ func TestStopStubbornNode(t *testing.T) {
 	if _, err := procStart(pid); err == nil {
 		t.Fatalf("stubborn node pid %d still running after stop", pid)
 	}
+	e.mustRun("destroy")
+}
+
+// A cluster brought up with a key answers the CLI only with that key, and says why not.
+func TestClusterKeyGuardsAPI(t *testing.T) {
+	skipShort(t)
+	e := newEnv(t)
+	key := "DORACTL_CLUSTER_KEY=" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	e.extraEnv = []string{key}
+	e.up()
+	e.mustRun("list")
+	for _, tc := range []struct{ env, want string }{
+		{"DORACTL_CLUSTER_KEY=", proto.ErrAPIKeyRequired},
+		{"DORACTL_CLUSTER_KEY=" + base64.StdEncoding.EncodeToString([]byte("fedcba9876543210")), proto.ErrAPIKeyMismatch},
+		{"DORACTL_CLUSTER_KEY=not base64!", "DORACTL_CLUSTER_KEY: cluster key is not base64"},
+	} {
+		e.extraEnv = []string{tc.env}
+		for _, args := range [][]string{{"list"}, {"stop", "nothing"}, {"destroy"}} {
+			if r := e.run(args...); r.code != 1 || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("%s with %s: %s\nwant exit 1 and %q", args[0], tc.env, r, tc.want)
+			}
+		}
+	}
+	e.extraEnv = []string{key}
 	e.mustRun("destroy")
 }
 

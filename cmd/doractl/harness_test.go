@@ -78,6 +78,7 @@ type env struct {
 	ctrl     string
 	upArgs   []string
 	nodePort int
+	extraEnv []string // more environment for every command (e.g. DORACTL_CLUSTER_KEY)
 }
 
 func newEnv(t *testing.T) *env {
@@ -134,11 +135,11 @@ func (e *env) stateDir() string { return filepath.Join(e.dir, "state") }
 
 // cliEnv is the environment of a doractl command against e's cluster.
 func (e *env) cliEnv() []string {
-	return append(os.Environ(),
+	return append(append(os.Environ(),
 		"DORACTL_STATE_DIR="+e.stateDir(),
 		"DORA_COORDINATOR_ADDR="+e.ctrl,
 		"DORACTL_DAEMON_ADDR="+fmt.Sprintf("127.0.0.1:%d", e.nodePort),
-	)
+	), e.extraEnv...)
 }
 
 func (e *env) mustRun(args ...string) result {

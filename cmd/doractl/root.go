@@ -11,6 +11,7 @@ import (
 
 type globalOpts struct {
 	coordinatorAddr string
+	key             []byte // cluster key from DORACTL_CLUSTER_KEY: the API requires it when set
 }
 
 func newRootCmd() *cobra.Command {
@@ -33,6 +34,18 @@ Quick start on one machine:
   doractl destroy                              # stop everything; no process left`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// The servers take the key from their own --cluster-key flag.
+			if n := cmd.Name(); n == "coordinator" || n == "daemon" {
+				return nil
+			}
+			k, err := clusterKey("")
+			if err != nil {
+				return fmt.Errorf("DORACTL_CLUSTER_KEY: %w", err)
+			}
+			g.key = k
+			return nil
+		},
 	}
 	def := client.DefaultAddr()
 	root.PersistentFlags().StringVar(&g.coordinatorAddr, "coordinator-addr", def,
@@ -59,7 +72,7 @@ Quick start on one machine:
 	return root
 }
 
-func (g *globalOpts) client() *client.Client { return client.New(g.coordinatorAddr) }
+func (g *globalOpts) client() *client.Client { return client.New(g.coordinatorAddr).WithKey(g.key) }
 
 // oneLine folds an error to a single line, for a message inside another line.
 func oneLine(err error) string {

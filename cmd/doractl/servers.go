@@ -96,7 +96,7 @@ comes back (its dataflow registry is kept in --data-dir). Suited to systemd (see
 	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "folder of the dataflow registry (survives restarts)")
 	f.StringVar(&cfg.Machine, "machine-id", cfg.Machine, "machine id of this host, for placement of nodes without deploy.machine")
 	f.StringVar(&cfg.DefaultMachine, "default-machine", cfg.DefaultMachine, "machine id for nodes without a deploy section (default: the daemon on this host's --machine-id, or the only daemon)")
-	f.StringVar(&key, "cluster-key", "", "base64 cluster key, 16/24/32 bytes: encrypts gossip and gates who may register (env DORACTL_CLUSTER_KEY)")
+	f.StringVar(&key, "cluster-key", "", "base64 cluster key, 16/24/32 bytes: encrypts gossip; daemons and control API requests must prove it (env DORACTL_CLUSTER_KEY)")
 	f.StringVar(&configPath, "config", "", "YAML config file; its gossip: section overrides --profile settings (see docs/operations.md)")
 	lo.add(cmd)
 	return cmd
@@ -159,7 +159,7 @@ and leaves the ring gracefully; a second one kills them at once.`,
 	f.IntVar(&cfg.GossipPort, "gossip-port", cfg.GossipPort, "gossip port (0 = any free port)")
 	f.StringVar(&cfg.Profile, "profile", cfg.Profile, "liveness profile: lan, wan, local or flaky")
 	f.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "folder for node logs, sockets and the node pid file")
-	f.StringVar(&key, "cluster-key", "", "base64 cluster key, 16/24/32 bytes: encrypts gossip and gates who may register (env DORACTL_CLUSTER_KEY)")
+	f.StringVar(&key, "cluster-key", "", "base64 cluster key, 16/24/32 bytes: encrypts gossip; daemons and control API requests must prove it (env DORACTL_CLUSTER_KEY)")
 	f.StringVar(&configPath, "config", "", "YAML config file; its gossip: section overrides --profile settings (see docs/operations.md)")
 	lo.add(cmd)
 	return cmd
