@@ -28,7 +28,7 @@ func (s *Server) StopDataflow(ctx context.Context, ref string, req proto.APIStop
 func (s *Server) Dataflow(ref string) (proto.Dataflow, error) {
 	id, ok := s.reg.lookup(ref)
 	if !ok {
-		return proto.Dataflow{}, newAPIError(http.StatusNotFound, "no dataflow %q", ref)
+		return proto.Dataflow{}, newAPIError(http.StatusNotFound, "%s", s.reg.notFound(ref))
 	}
 	d, ok := s.reg.view(id)
 	if !ok {

@@ -30,7 +30,7 @@ type logTarget struct {
 func (s *Server) resolveLogs(ref, node string) (logTarget, error) {
 	id, ok := s.reg.lookup(ref)
 	if !ok {
-		return logTarget{}, newAPIError(http.StatusNotFound, "no dataflow %q", ref)
+		return logTarget{}, newAPIError(http.StatusNotFound, "%s", s.reg.notFound(ref))
 	}
 	t := logTarget{dataflowID: id, node: node}
 	found := false

@@ -123,6 +123,37 @@ func (r *registry) byIDPrefix(ref string) (string, bool) {
 	return found, found != ""
 }
 
+// notFound says why ref names no dataflow: unknown, a UUID prefix too short, or one
+// that starts several UUIDs (named, so the user can pick).
+func (r *registry) notFound(ref string) string {
+	msg := fmt.Sprintf("no dataflow %q", ref)
+	low := strings.ToLower(ref)
+	if ref == "" || strings.Trim(low, "0123456789abcdef-") != "" {
+		return msg
+	}
+	r.mu.Lock()
+	var matches []string
+	for id, d := range r.byID {
+		if strings.HasPrefix(id, low) {
+			matches = append(matches, fmt.Sprintf("%s (%s)", id, d.Name))
+		}
+	}
+	r.mu.Unlock()
+	sort.Strings(matches)
+	switch {
+	case len(matches) == 0:
+		return msg
+	case len(ref) < minIDPrefix:
+		return fmt.Sprintf("%s: a UUID prefix needs at least %d characters", msg, minIDPrefix)
+	}
+	const shown = 5
+	n, more := len(matches), ""
+	if n > shown {
+		matches, more = matches[:shown], fmt.Sprintf(" and %d more", n-shown)
+	}
+	return fmt.Sprintf("%s: the prefix starts %d UUIDs: %s%s; give more characters", msg, n, strings.Join(matches, ", "), more)
+}
+
 // view is the API shape of one dataflow.
 func (r *registry) view(id string) (proto.Dataflow, bool) {
 	r.mu.Lock()

@@ -30,3 +30,26 @@ func TestLookupByNameIDAndPrefix(t *testing.T) {
 		}
 	}
 }
+
+func TestNotFoundSaysWhy(t *testing.T) {
+	r := newRegistry(nil)
+	for _, d := range []*dataflowRec{
+		{ID: "0b6e5c1a-1111-4000-8000-000000000001", Name: "demo"},
+		{ID: "0b6e9d2f-2222-4000-8000-000000000002", Name: "other"},
+	} {
+		if err := r.add(d, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for ref, want := range map[string]string{
+		"nope": `no dataflow "nope"`,
+		"ffff": `no dataflow "ffff"`,
+		"0b6":  `no dataflow "0b6": a UUID prefix needs at least 4 characters`,
+		"0b6e": `no dataflow "0b6e": the prefix starts 2 UUIDs: 0b6e5c1a-1111-4000-8000-000000000001 (demo), ` +
+			`0b6e9d2f-2222-4000-8000-000000000002 (other); give more characters`,
+	} {
+		if got := r.notFound(ref); got != want {
+			t.Errorf("notFound(%q) = %q\nwant %q", ref, got, want)
+		}
+	}
+}

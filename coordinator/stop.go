@@ -105,7 +105,7 @@ func (s *Server) stopDataflow(ctx context.Context, ref string, req proto.APIStop
 	}
 	id, ok := s.reg.lookup(ref)
 	if !ok {
-		return nil, newAPIError(http.StatusNotFound, "no dataflow %q", ref)
+		return nil, newAPIError(http.StatusNotFound, "%s", s.reg.notFound(ref))
 	}
 	start := time.Now()
 

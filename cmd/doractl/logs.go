@@ -13,7 +13,8 @@ func newLogsCmd(g *globalOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "logs DATAFLOW NODE",
 		Short: "Print a node's log (stdout and stderr)",
-		Long: `Print the log of one node of a dataflow, given by name, UUID or a unique UUID prefix.
+		Long: `Print the log of one node of a dataflow, given by name, UUID or a unique UUID prefix
+of 4+ characters.
 The log holds the node's stdout and stderr, kept by the daemon that runs it. --follow
 keeps streaming until the node ends or you press Ctrl-C; --tail N starts N lines before
 the end.`,

@@ -37,8 +37,8 @@ func newStopCmd(g *globalOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stop [DATAFLOW]",
 		Short: "Stop a dataflow and print every node's outcome",
-		Long: `Stop a dataflow, given by name, UUID or a unique UUID prefix (e.g. 0b6e5c; optional when
-exactly one is running).
+		Long: `Stop a dataflow, given by name, UUID or a unique UUID prefix of 4+ characters (e.g.
+0b6e5c; optional when exactly one is running). A name wins over a prefix it looks like.
 
 Every node is sent a Stop event; a node still running after --grace-duration gets SIGTERM,
 then SIGKILL after half the grace again. --force kills at once. The command always returns
