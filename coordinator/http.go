@@ -10,11 +10,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/doractl/doractl/dataflow"
 	"github.com/doractl/doractl/proto"
 )
 
-// maxRequestBody bounds a request body (a descriptor is a few kilobytes).
-const maxRequestBody = 8 << 20
+// maxRequestBody bounds a request body: a descriptor of dataflow.MaxSize, JSON-escaped.
+const maxRequestBody = 2*dataflow.MaxSize + 1<<20
 
 // Handler is the control API (proto/api.go) and /metrics.
 func (s *Server) Handler() http.Handler { return s.mux }
@@ -67,6 +68,11 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return newAPIError(http.StatusRequestEntityTooLarge, "request body over the %d MiB limit refused (a descriptor may be at most %d MiB)",
+				tooLarge.Limit>>20, dataflow.MaxSize>>20)
+		}
 		return newAPIError(http.StatusBadRequest, "bad request body: %v", err)
 	}
 	return nil

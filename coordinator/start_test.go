@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/doractl/doractl/client"
+	"github.com/doractl/doractl/dataflow"
 	"github.com/doractl/doractl/proto"
 )
 
@@ -321,5 +322,20 @@ func TestStartDaemonDiesDuringSpawn(t *testing.T) {
 	}
 	if d.Status != proto.DataflowFailed {
 		t.Errorf("dataflow %s, want failed", d.Status)
+	}
+}
+
+// A request body over the limit is refused with the limit, not a bare decoder error.
+func TestStartOversizedRequest(t *testing.T) {
+	ts := startServer(t, nil)
+	big := twoNodes + strings.Repeat("# padding\n", maxRequestBody/10+1)
+	_, err := ts.cl.Start(context.Background(), proto.APIStartRequest{Name: "big", Descriptor: big})
+	if client.StatusOf(err) != http.StatusRequestEntityTooLarge || !strings.Contains(err.Error(), "a descriptor may be at most 4 MiB") {
+		t.Fatalf("oversized start: %v (status %d)", err, client.StatusOf(err))
+	}
+	// Within the body limit but over the descriptor's: the descriptor says so.
+	_, err = ts.cl.Start(context.Background(), proto.APIStartRequest{Name: "big", Descriptor: big[:dataflow.MaxSize+100]})
+	if client.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "over the 4 MiB limit") {
+		t.Fatalf("oversized descriptor: %v (status %d)", err, client.StatusOf(err))
 	}
 }

@@ -31,9 +31,16 @@ func ParseFile(path string) (*Descriptor, error) {
 	return d, nil
 }
 
+// MaxSize is the largest descriptor accepted, in bytes: real ones are a few kilobytes,
+// and the coordinator bounds the requests that carry them.
+const MaxSize = 4 << 20
+
 // Parse parses and validates a descriptor. filename is only used in
 // error messages. On failure the error joins one *Error per problem.
 func Parse(data []byte, filename string) (*Descriptor, error) {
+	if len(data) > MaxSize {
+		return nil, &Error{File: filename, Msg: fmt.Sprintf("descriptor is %.1f MiB, over the %d MiB limit", float64(len(data))/(1<<20), MaxSize>>20)}
+	}
 	root, err := document(data, filename)
 	if err != nil {
 		return nil, err

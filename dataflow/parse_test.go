@@ -1,10 +1,12 @@
 package dataflow
 
 import (
+	"bytes"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -300,5 +302,13 @@ func TestPathBase(t *testing.T) {
 		if IsBareName(p) != want {
 			t.Errorf("IsBareName(%q) = %v", p, !want)
 		}
+	}
+}
+
+func TestParseRefusesOversizedDescriptor(t *testing.T) {
+	data := append([]byte("nodes:\n  - id: a\n    path: ./a\n"), bytes.Repeat([]byte("# padding\n"), MaxSize/10+1)...)
+	_, err := Parse(data, "big.yml")
+	if err == nil || !strings.Contains(err.Error(), "big.yml: descriptor is 4.0 MiB, over the 4 MiB limit") {
+		t.Fatalf("oversized descriptor: %v", err)
 	}
 }
