@@ -57,7 +57,7 @@ func (s *Server) place(desc *dataflow.Descriptor) (map[string]*session, error) {
 			if dep.Machine == "" && len(dep.Labels) == 0 {
 				orphans = append(orphans, fmt.Sprintf("%q", n.ID))
 			} else {
-				problems = append(problems, fmt.Sprintf("node %q: no daemon %s", n.ID, wanted(dep)))
+				problems = append(problems, fmt.Sprintf("node %q: no daemon %s%s", n.ID, wanted(dep), s.machineAbsence(dep.Machine, cands)))
 			}
 			continue
 		}
@@ -74,6 +74,25 @@ func (s *Server) place(desc *dataflow.Descriptor) (map[string]*session, error) {
 		return nil, fmt.Errorf("cannot place %s (machines: %s)", strings.Join(problems, "; "), describeMachines(cands))
 	}
 	return out, nil
+}
+
+// machineAbsence says why the daemons known on machine, other than the candidates,
+// cannot take nodes (" (daemon "D" was confirmed dead at T)"), or "" when none is.
+func (s *Server) machineAbsence(machine string, cands []*session) string {
+	if machine == "" {
+		return ""
+	}
+	var why []string
+	for _, d := range s.knownDaemons() {
+		placeable := slices.ContainsFunc(cands, func(c *session) bool { return c.info.Name == d.Name })
+		if d.Machine == machine && !placeable {
+			why = append(why, s.absence(d.Name))
+		}
+	}
+	if len(why) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(why, "; ") + ")"
 }
 
 // placeable lists the connected daemons that are not dead or gone, alive ones first,

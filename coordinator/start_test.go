@@ -339,3 +339,23 @@ func TestStartOversizedRequest(t *testing.T) {
 		t.Fatalf("oversized descriptor: %v (status %d)", err, client.StatusOf(err))
 	}
 }
+
+// A node for a machine whose daemon is dead: the placement error says so.
+func TestPlacementNamesDeadDaemonOfMachine(t *testing.T) {
+	ts := startServer(t, nil)
+	newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a", machine: "robot-a"})
+	b := newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-b", machine: "robot-b"})
+	b.crash()
+	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if m, _ := memberStatus(t, ts, "daemon-b"); m.Status != proto.MemberDead {
+			return fmt.Errorf("daemon-b %s", m.Status)
+		}
+		return nil
+	})
+	onB := "nodes:\n  - id: arm\n    path: ./arm\n    deploy:\n      machine: robot-b\n"
+	_, err := ts.cl.Start(context.Background(), proto.APIStartRequest{Descriptor: onB})
+	if client.StatusOf(err) != http.StatusBadRequest ||
+		!strings.Contains(err.Error(), `node "arm": no daemon on machine "robot-b" (daemon "daemon-b" was confirmed dead at `) {
+		t.Fatalf("start on a dead machine: %v", err)
+	}
+}
