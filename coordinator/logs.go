@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/doractl/doractl/proto"
@@ -33,15 +34,18 @@ func (s *Server) resolveLogs(ref, node string) (logTarget, error) {
 		return logTarget{}, newAPIError(http.StatusNotFound, "%s", s.reg.notFound(ref))
 	}
 	t := logTarget{dataflowID: id, node: node}
-	found := false
+	found, outcome := false, ""
 	s.reg.read(id, func(d *dataflowRec) {
 		t.dataflowName = d.Name
 		if n := d.node(node); n != nil {
-			t.daemon, t.machine, t.status, found = n.Daemon, n.Machine, n.Status, true
+			t.daemon, t.machine, t.status, outcome, found = n.Daemon, n.Machine, n.Status, n.Outcome, true
 		}
 	})
 	if !found {
 		return t, newAPIError(http.StatusNotFound, "dataflow %q has no node %q", ref, node)
+	}
+	if strings.HasPrefix(outcome, "not started: ") {
+		return t, newAPIError(http.StatusNotFound, "node %q of dataflow %q has no log: it never started (%s)", node, t.dataflowName, strings.TrimPrefix(outcome, "not started: "))
 	}
 	return t, nil
 }

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"io"
 	"github.com/doractl/doractl/internal/testutil"
 	"net/http"
 	"strings"
@@ -253,6 +254,10 @@ func TestStartFailureStopsWhatWasSpawned(t *testing.T) {
 		if n.ID == "arm" && (n.Status != proto.NodeFailed || !strings.HasPrefix(n.Outcome, "not started: cannot run ./arm")) {
 			t.Errorf("the refused node: %s %q, want failed with the refusal", n.Status, n.Outcome)
 		}
+	}
+	err = ts.cl.Logs(context.Background(), "broken", "arm", 0, false, io.Discard)
+	if client.StatusOf(err) != http.StatusNotFound || !strings.Contains(err.Error(), `node "arm" of dataflow "broken" has no log: it never started (cannot run ./arm`) {
+		t.Errorf("logs of the refused node: %v", err)
 	}
 	// The name is free again.
 	newYAML := strings.ReplaceAll(yaml, "robot-b", "robot-a")
