@@ -3,8 +3,8 @@ package coordinator
 import (
 	"context"
 	"fmt"
-	"io"
 	"github.com/doractl/doractl/internal/testutil"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
