@@ -115,6 +115,7 @@ func (d *Daemon) open() error {
 	if len(killed) > 0 {
 		d.log.Warn("killed nodes left running by a previous life of this daemon", "count", len(killed))
 	}
+	killUnrecorded(socketPath(d.dir), d.epoch, d.log)
 	d.pids = newPidStore(nodesFile, d.log)
 	if d.cfg.AdvertiseAddr == "" && d.cfg.Dial == nil && unspecifiedIP(d.cfg.GossipBindAddr) {
 		// Without an explicit address, advertise the one this machine uses to reach the

@@ -15,10 +15,11 @@ type LeftNode struct {
 	PID            int
 }
 
-// KillLeftNodes kills the node processes recorded in a daemon's state folder (dir is
+// KillLeftNodes kills the node processes of a daemon's state folder (dir is
 // StateDir/<name>) that still run after the daemon itself is gone, as a SIGKILL of the
-// daemon leaves them. It takes the folder's lock first, so it never touches the nodes
-// of a daemon that runs; a folder without a record is nothing to do.
+// daemon leaves them: those nodes.json records, and those it missed (see killUnrecorded).
+// It takes the folder's lock first, so it never touches the nodes of a daemon that runs;
+// a folder without a record is nothing to do.
 func KillLeftNodes(dir string, log hclog.Logger) ([]LeftNode, error) {
 	if _, err := os.Stat(filepath.Join(dir, nodesFileName)); errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -34,6 +35,7 @@ func KillLeftNodes(dir string, log hclog.Logger) ([]LeftNode, error) {
 	for _, r := range recs {
 		out = append(out, LeftNode{Dataflow: r.Dataflow, Node: r.Node, PID: r.PID})
 	}
+	out = append(out, killUnrecorded(socketPath(dir), 0, log)...)
 	if err != nil {
 		return out, fmt.Errorf("nodes left by the daemon of %s: %w", dir, err)
 	}

@@ -234,6 +234,13 @@ func TestOrphansOfACrashedDaemonAreKilled(t *testing.T) {
 	if !procAlive(pid) || !procAlive(childPid) {
 		t.Fatal("the node died with its daemon: nothing to clean up")
 	}
+	// Node and child carry the marks killUnrecorded finds them by, were nodes.json to miss them.
+	for _, p := range []int{pid, childPid} {
+		env := procfs.Environ(p)
+		if envValue(env, proto.EnvDaemonEpoch) == "" || !strings.HasPrefix(envValue(env, proto.EnvDaemonAddr), "unix:") {
+			t.Errorf("process %d lacks the daemon's marks in its environment", p)
+		}
+	}
 
 	// The next life of the daemon kills them before anything else.
 	d := startDaemon(t, f, cfg)
@@ -407,5 +414,40 @@ func TestKillLeftNodes(t *testing.T) {
 	}
 	if killed, err := KillLeftNodes(filepath.Join(t.TempDir(), "none"), hclog.NewNullLogger()); err != nil || len(killed) != 0 {
 		t.Fatalf("a folder without records: %v %v", killed, err)
+	}
+}
+
+// killUnrecorded kills what an earlier life of this folder's daemon started and never
+// recorded, and nothing else: not this life's nodes, not another daemon's, not a
+// process that merely has the socket address (a dynamic node a user started).
+func TestKillUnrecorded(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(t.TempDir(), "node.sock")
+	start := func(env ...string) *exec.Cmd {
+		c := exec.Command("sleep", "60")
+		c.Env = append(os.Environ(), env...)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
+		return c
+	}
+	addr := proto.EnvDaemonAddr + "=unix:" + sock
+	earlier := start(addr, proto.EnvDaemonEpoch+"=5", proto.EnvDataflowID+"=df", proto.EnvNodeID+"=escaped")
+	current := start(addr, proto.EnvDaemonEpoch+"=7")
+	other := start(proto.EnvDaemonAddr+"=unix:"+sock+".other", proto.EnvDaemonEpoch+"=5")
+	dynamic := start(addr)
+	killed := killUnrecorded(sock, 7, hclog.NewNullLogger())
+	if len(killed) != 1 || killed[0] != (LeftNode{Dataflow: "df", Node: "escaped", PID: earlier.Process.Pid}) {
+		t.Fatalf("killed %+v, want only the earlier life's process", killed)
+	}
+	_ = earlier.Wait()
+	if ws := earlier.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("earlier life's process ended with %v, want SIGKILL", earlier.ProcessState)
+	}
+	for name, c := range map[string]*exec.Cmd{"current": current, "other daemon's": other, "dynamic": dynamic} {
+		if !procAlive(c.Process.Pid) {
+			t.Errorf("the %s process was killed", name)
+		}
 	}
 }

@@ -4,14 +4,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/doractl/doractl/internal/procfs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/doractl/doractl/internal/procfs"
+	"github.com/doractl/doractl/proto"
 )
 
 // nodeRecord is one node process this daemon started, as written to nodes.json.
@@ -133,4 +138,45 @@ func killOrphans(path string, epoch int64, log hclog.Logger) ([]nodeRecord, erro
 		return killed, fmt.Errorf("state folder: %w", err)
 	}
 	return killed, writeRecords(path, nil)
+}
+
+// killUnrecorded kills the processes of an earlier life of the daemon of this state folder
+// that nodes.json missed (a crash between a fork and its record): those whose environment
+// names this folder's node socket and another boot epoch (epoch 0: any). Processes that
+// nodes started inherit that environment and go with them.
+func killUnrecorded(sockPath string, epoch int64, log hclog.Logger) []LeftNode {
+	addr := proto.EnvDaemonAddr + "=unix:" + sockPath
+	mine := proto.EnvDaemonEpoch + "=" + strconv.FormatInt(epoch, 10)
+	envs := map[int][]string{}
+	pids := procfs.Find(func(pid int) bool {
+		env := procfs.Environ(pid)
+		if !slices.Contains(env, addr) || slices.Contains(env, mine) || envValue(env, proto.EnvDaemonEpoch) == "" {
+			return false
+		}
+		envs[pid] = env
+		return true
+	})
+	var killed []LeftNode
+	for _, pid := range pids {
+		n := LeftNode{Dataflow: envValue(envs[pid], proto.EnvDataflowID), Node: envValue(envs[pid], proto.EnvNodeID), PID: pid}
+		cmdline := procfs.Cmdline(pid)
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			log.Warn("kill unrecorded node process left by a previous daemon", "pid", pid, "error", err)
+			continue
+		}
+		log.Warn("killed unrecorded node process left running by a previous life of this daemon",
+			"dataflow", n.Dataflow, "node", n.Node, "pid", pid, "cmdline", cmdline)
+		killed = append(killed, n)
+	}
+	return killed
+}
+
+// envValue is the value of key in a KEY=VALUE list ("" if absent).
+func envValue(env []string, key string) string {
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, key+"="); ok {
+			return v
+		}
+	}
+	return ""
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -137,6 +138,9 @@ func (d *Daemon) command(n *localNode) (*exec.Cmd, *os.File, error) {
 		proto.EnvDataflowID+"="+n.df.id,
 		proto.EnvNodeID+"="+spec.ID,
 		proto.EnvNodeToken+"="+n.token,
+		// With EnvDaemonAddr it marks the processes of this life of this daemon, recorded
+		// in nodes.json or not (a crash right after a fork): see killUnrecorded.
+		proto.EnvDaemonEpoch+"="+strconv.FormatInt(d.epoch, 10),
 	)
 	cmd := &exec.Cmd{
 		Path:        path,
