@@ -15,7 +15,7 @@ const (
 	EnvDaemonAddr       = "DORACTL_DAEMON_ADDR" // host:port of the daemon's node listener
 	EnvDataflowID       = "DORACTL_DATAFLOW_ID"
 	EnvNodeID           = "DORACTL_NODE_ID"
-	EnvNodeToken        = "DORACTL_NODE_TOKEN" // proves a spawned node is the one the daemon started
+	EnvNodeToken        = "DORACTL_NODE_TOKEN"   // proves a spawned node is the one the daemon started
 	EnvDaemonEpoch      = "DORACTL_DAEMON_EPOCH" // boot epoch of the daemon that spawned the node
 	DynamicNodeProtocol = "dynamic"
 	ShellNodePath       = "shell" // a node whose args the daemon runs with sh -c
