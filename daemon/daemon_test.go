@@ -3,12 +3,15 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"github.com/doractl/doractl/internal/testutil"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/doractl/doractl/internal/procfs"
+	"github.com/doractl/doractl/internal/testutil"
 
 	"github.com/doractl/doractl/node"
 	"github.com/doractl/doractl/proto"
@@ -406,4 +409,41 @@ func TestLogsRequests(t *testing.T) {
 	if !rep.Ended || time.Since(start) > 5*time.Second {
 		t.Fatalf("poll on an ending node: %+v after %s", rep, time.Since(start))
 	}
+}
+
+// A stop leaves nothing of a node behind, not even a descendant that left the node's
+// process group (setsid).
+func TestStopKillsDescendantsOutsideTheGroup(t *testing.T) {
+	t.Parallel()
+	f := newFakeCoord(t)
+	startDaemon(t, f, testConfig(t, f))
+	const df = "df-setsid"
+	marker := fmt.Sprintf("DORACTL_TEST_ESCAPE=%d", time.Now().UnixNano())
+	spawn(t, f, df, proto.NodeSpec{ID: "escaper", Path: proto.ShellNodePath,
+		Args: []string{"setsid sleep 300 & sleep 300"}, Env: map[string]string{"DORACTL_TEST_ESCAPE": strings.TrimPrefix(marker, "DORACTL_TEST_ESCAPE=")}})
+	f.waitStatus(t, df, "escaper", proto.NodeRunning, 10*time.Second)
+	escaped := func() []int {
+		return procfs.Find(func(pid int) bool {
+			return slices.Contains(procfs.Environ(pid), marker) && strings.HasPrefix(procfs.Cmdline(pid), "sleep")
+		})
+	}
+	var pgid int
+	testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		for _, pid := range escaped() {
+			if st, err := procfs.ReadStat(pid); err == nil && st.Pgrp == pid {
+				pgid = pid
+				return nil
+			}
+		}
+		return fmt.Errorf("the setsid child has not started yet (%v)", escaped())
+	})
+	var ack proto.Ack
+	f.mustRequest(t, proto.TypeStop, &proto.StopRequest{DataflowID: df, Grace: 200 * time.Millisecond}, &ack)
+	f.waitStatus(t, df, "escaper", proto.NodeKilled, 10*time.Second)
+	testutil.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if left := escaped(); len(left) > 0 {
+			return fmt.Errorf("processes of the node left after its stop: %v (setsid one %d)", left, pgid)
+		}
+		return nil
+	})
 }

@@ -4,10 +4,15 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"slices"
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
+
+	"github.com/doractl/doractl/internal/procfs"
+	"github.com/doractl/doractl/proto"
 )
 
 // linkDrainTimeout bounds the wait, after a node process exits, for its link to deliver the
@@ -26,8 +31,12 @@ func (d *Daemon) supervise(n *localNode, cmd *exec.Cmd, logf *os.File) {
 	df.mu.Unlock()
 	if ending {
 		// The process is a zombie, so its group id cannot be reused yet: kill what is
-		// left of the group so that a stop leaves no orphans behind.
+		// left of the group so that a stop leaves no orphans behind, then what left
+		// the group (setsid) but still carries the node's token.
 		_ = killGroup(pid, syscall.SIGKILL)
+		if k := killByToken(n.token, d.log); len(k) > 0 {
+			d.log.Warn("killed processes the node started outside its process group", "dataflow", df.id, "node", n.spec.ID, "pids", k)
+		}
 	}
 	_ = cmd.Wait()
 	_ = logf.Close()
@@ -82,4 +91,22 @@ func killGroup(pgid int, sig syscall.Signal) error {
 		return nil
 	}
 	return err
+}
+
+// killByToken kills the processes whose environment carries a node's token: what the node
+// started, including descendants that left its process group. It returns their pids.
+func killByToken(token string, log hclog.Logger) []int {
+	if token == "" {
+		return nil
+	}
+	mark := proto.EnvNodeToken + "=" + token
+	var killed []int
+	for _, pid := range procfs.Find(func(pid int) bool { return slices.Contains(procfs.Environ(pid), mark) }) {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			log.Debug("kill a process of an ended node", "pid", pid, "error", err)
+			continue
+		}
+		killed = append(killed, pid)
+	}
+	return killed
 }
