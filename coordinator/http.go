@@ -79,7 +79,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
-	h := proto.Health{Version: s.cfg.Version, StartedAt: s.startedAt, Daemons: len(s.connected())}
+	h := proto.Health{Version: s.cfg.Version, StartedAt: s.startedAt, Daemons: len(s.connected()), ClusterKey: len(s.cfg.SecretKey) > 0}
 	if s.cfg.Gossip {
 		h.Profile = s.cfg.Profile
 	}

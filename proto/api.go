@@ -32,6 +32,8 @@ type Health struct {
 	Daemons   int       `json:"daemons"`
 	// Profile is the gossip profile the coordinator runs ("" without gossip).
 	Profile string `json:"profile,omitempty"`
+	// ClusterKey says whether the coordinator has a cluster key (the API requires it).
+	ClusterKey bool `json:"cluster_key"`
 }
 
 // Member is one member of the gossip ring as the coordinator sees it.

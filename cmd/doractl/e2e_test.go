@@ -229,8 +229,22 @@ func TestClusterKeyGuardsAPI(t *testing.T) {
 			}
 		}
 	}
+	// A command that needs no coordinator ignores the key, even a malformed one.
+	e.extraEnv = []string{"DORACTL_CLUSTER_KEY=not base64!"}
+	e.mustRun("check", e.writeDataflow("ok.yml", rustDataflow))
+	e.mustRun("version")
 	e.extraEnv = []string{key}
 	e.mustRun("destroy")
+
+	// up with a key on a cluster that has none says the key is not applied.
+	open := newEnv(t)
+	open.up()
+	open.extraEnv = []string{key}
+	r := open.mustRun(open.upArgs...)
+	if !strings.Contains(r.stdout, "warning: coordinator already running without a cluster key; DORACTL_CLUSTER_KEY not applied") {
+		t.Errorf("up with a key on a keyless cluster:\n%s", r)
+	}
+	open.mustRun("destroy")
 }
 
 // One problem is one line on stderr, with a non-zero exit.

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/doractl/doractl/client"
@@ -16,6 +17,8 @@ type globalOpts struct {
 
 func newRootCmd() *cobra.Command {
 	g := &globalOpts{}
+	// The commands that call the coordinator's control API.
+	apiCommands := []string{"up", "destroy", "start", "stop", "list", "logs", "members"}
 	root := &cobra.Command{
 		Use:   "doractl",
 		Short: "Run dora dataflows on robot fleets and lab clusters that survive flaky networks",
@@ -35,8 +38,9 @@ Quick start on one machine:
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			// The servers take the key from their own --cluster-key flag.
-			if n := cmd.Name(); n == "coordinator" || n == "daemon" {
+			// Only the commands that call the control API need the key (the servers take
+			// theirs from --cluster-key; check works offline).
+			if !slices.Contains(apiCommands, cmd.Name()) {
 				return nil
 			}
 			k, err := clusterKey("")

@@ -192,6 +192,9 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 			}
 			fmt.Fprintf(out, "note: coordinator already running with profile %s; --profile %s not applied (destroy first to change it)\n", running, o.profile)
 		}
+		if len(g.key) > 0 && !health.ClusterKey {
+			fmt.Fprintf(out, "warning: coordinator already running without a cluster key; DORACTL_CLUSTER_KEY not applied: its API and registrations stay open (destroy first to add the key)\n")
+		}
 	} else {
 		defMachine := o.defMachine
 		if defMachine == "" {
