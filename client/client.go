@@ -75,6 +75,14 @@ func New(addr string) *Client {
 	return &Client{addr: shown, base: base, hc: &http.Client{Transport: tr}}
 }
 
+// checkRef refuses an empty name, which would make another URL.
+func checkRef(what, ref string) error {
+	if strings.TrimSpace(ref) == "" {
+		return fmt.Errorf("no %s given: its name is empty", what)
+	}
+	return nil
+}
+
 // Addr is the coordinator's address as host:port.
 func (c *Client) Addr() string { return c.addr }
 
@@ -117,6 +125,9 @@ func (c *Client) List(ctx context.Context) ([]proto.Dataflow, error) {
 // Get returns one dataflow by id or name.
 func (c *Client) Get(ctx context.Context, ref string) (*proto.Dataflow, error) {
 	var d proto.Dataflow
+	if err := checkRef("dataflow", ref); err != nil {
+		return nil, err
+	}
 	if err := c.call(ctx, http.MethodGet, "/dataflows/"+url.PathEscape(ref), nil, &d); err != nil {
 		return nil, err
 	}
@@ -129,6 +140,9 @@ func (c *Client) Stop(ctx context.Context, ref string, req proto.APIStopRequest)
 	ctx, cancel := context.WithTimeout(ctx, StopTimeout(req)+stopSlack)
 	defer cancel()
 	var rep proto.APIStopReply
+	if err := checkRef("dataflow", ref); err != nil {
+		return nil, err
+	}
 	if err := c.call(ctx, http.MethodPost, "/dataflows/"+url.PathEscape(ref)+"/stop", req, &rep); err != nil {
 		return nil, err
 	}
@@ -169,6 +183,12 @@ func (c *Client) Logs(ctx context.Context, ref, node string, tail int, follow bo
 	}
 	if follow {
 		q.Set("follow", "true")
+	}
+	if err := checkRef("dataflow", ref); err != nil {
+		return err
+	}
+	if err := checkRef("node", node); err != nil {
+		return err
 	}
 	path := "/dataflows/" + url.PathEscape(ref) + "/logs/" + url.PathEscape(node)
 	if len(q) > 0 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -196,5 +197,19 @@ func TestConnectionLostMidRequest(t *testing.T) {
 	if !errors.Is(err, ErrConnectionLost) || !strings.Contains(err.Error(), "lost the connection to the coordinator at "+ln.Addr().String()) ||
 		errors.Is(err, ErrUnreachable) {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// An empty name is refused before any request: it would make another URL.
+func TestEmptyRefRefused(t *testing.T) {
+	c := New("127.0.0.1:1") // never dialled
+	if _, err := c.Get(context.Background(), ""); err == nil || err.Error() != "no dataflow given: its name is empty" {
+		t.Errorf("get: %v", err)
+	}
+	if _, err := c.Stop(context.Background(), " ", proto.APIStopRequest{}); err == nil || !strings.Contains(err.Error(), "no dataflow given") {
+		t.Errorf("stop: %v", err)
+	}
+	if err := c.Logs(context.Background(), "df", "", 0, false, io.Discard); err == nil || err.Error() != "no node given: its name is empty" {
+		t.Errorf("logs: %v", err)
 	}
 }
