@@ -119,7 +119,7 @@ func runStop(ctx context.Context, c *client.Client, ref string, o *stopOpts, out
 	rep, err := c.Stop(ctx, ref, req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("coordinator did not answer the stop of %s within %s: %w", ref, timeout+clientSlack, err)
+			return fmt.Errorf("coordinator did not answer the stop of %s within %s: %w\nif it received the stop, it applies it once it answers again: check with doractl list", ref, timeout+clientSlack, err)
 		}
 		return err
 	}
