@@ -44,8 +44,12 @@ func (s *Server) resolveLogs(ref, node string) (logTarget, error) {
 	if !found {
 		return t, newAPIError(http.StatusNotFound, "dataflow %q has no node %q", ref, node)
 	}
-	if strings.HasPrefix(outcome, "not started: ") {
+	switch {
+	case strings.HasPrefix(outcome, "not started: "):
 		return t, newAPIError(http.StatusNotFound, "node %q of dataflow %q has no log: it never started (%s)", node, t.dataflowName, strings.TrimPrefix(outcome, "not started: "))
+	case strings.HasPrefix(outcome, "start aborted"):
+		// Its daemon never acknowledged the spawn: it did not start the node.
+		return t, newAPIError(http.StatusNotFound, "node %q of dataflow %q has no log: it never started (%s)", node, t.dataflowName, outcome)
 	}
 	return t, nil
 }

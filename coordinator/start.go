@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -177,21 +178,25 @@ type spawnJob struct {
 
 // spawnResult is how the spawns of a start went.
 type spawnResult struct {
-	err     error           // the first failure (nil: every daemon acknowledged)
-	failed  string          // the daemon of that failure
-	refused bool            // that daemon refused its nodes: it started none
-	acked   map[string]bool // the daemons that acknowledged (their nodes run)
+	err     error             // the first failure (nil: every daemon acknowledged)
+	failed  string            // the daemon of that failure
+	refusal map[string]string // the daemons that refused their share (they started none): why
+	acked   map[string]bool   // the daemons that acknowledged (their nodes run)
 }
+
+// refusalGather is how long the other daemons still get to answer after a first failure,
+// so that every daemon's refusal (they come at once) is told, not only the first.
+const refusalGather = 500 * time.Millisecond
 
 // spawnAll sends every spawn request in parallel and waits for the acks, within
 // StartTimeout. A confirmed death of a daemon fails its request at once. The first
-// failure cancels the others.
+// failure cancels the others refusalGather later.
 func (s *Server) spawnAll(ctx context.Context, name string, jobs map[string]*spawnJob) spawnResult {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StartTimeout)
 	defer cancel()
 	var (
 		mu  sync.Mutex
-		res = spawnResult{acked: map[string]bool{}}
+		res = spawnResult{acked: map[string]bool{}, refusal: map[string]string{}}
 		wg  sync.WaitGroup
 	)
 	for daemon, job := range jobs {
@@ -205,13 +210,24 @@ func (s *Server) spawnAll(ctx context.Context, name string, jobs map[string]*spa
 				res.acked[daemon] = true
 				return
 			}
+			if refused {
+				res.refusal[daemon] = strings.TrimPrefix(err.Error(), "start: ")
+			}
 			if res.err == nil {
-				res.err, res.failed, res.refused = err, daemon, refused
-				cancel()
+				res.err, res.failed = err, daemon
+				time.AfterFunc(refusalGather, cancel)
 			}
 		}()
 	}
 	wg.Wait()
+	if len(res.refusal) > 1 {
+		// Every refusal, one per line, in the order of the daemons' names.
+		lines := make([]string, 0, len(res.refusal))
+		for _, d := range slices.Sorted(maps.Keys(res.refusal)) {
+			lines = append(lines, res.refusal[d])
+		}
+		res.err = newAPIError(httpStatus(res.err), "start: %s", strings.Join(lines, "\n"))
+	}
 	return res
 }
 
@@ -270,21 +286,29 @@ func (s *Server) spawnOne(ctx context.Context, name, daemon string, job *spawnJo
 
 // abortStart records a failed start and force-stops the dataflow on every daemon it
 // was sent to (a spawn that timed out may have started some nodes). Each node says what
-// became of it: not started (its daemon refused), killed (its daemon had started it),
-// or start aborted (its spawn was cut short); each names the daemon that failed.
+// became of it: not started (its daemon refused: why, and whether for this node or
+// another of its share), killed (its daemon had started it), or start aborted (its spawn
+// was cut short); each names the daemon that failed.
 func (s *Server) abortStart(id string, jobs map[string]*spawnJob, res spawnResult) {
-	why := strings.TrimPrefix(res.err.Error(), "start: ")
+	why := strings.ReplaceAll(strings.TrimPrefix(res.err.Error(), "start: "), "\n", "; ")
 	s.reg.update(id, func(d *dataflowRec) bool {
 		d.StartErr = why // the reason says "start failed: "
 		now := time.Now()
+		names := func(refusal, node string) bool { return strings.Contains(refusal, fmt.Sprintf("node %q", node)) }
+		namesOther := func(refusal string, n *nodeRec) bool {
+			return slices.ContainsFunc(d.Nodes, func(o *nodeRec) bool { return o.Daemon == n.Daemon && o.ID != n.ID && names(refusal, o.ID) })
+		}
 		for _, n := range d.Nodes {
 			if n.final() {
 				continue
 			}
 			status, outcome := proto.NodeFailed, fmt.Sprintf("start aborted (daemon %s failed its share)", res.failed)
+			refusal, refused := res.refusal[n.Daemon]
 			switch {
-			case n.Daemon == res.failed && res.refused:
-				outcome = "not started: " + why
+			case refused && (names(refusal, n.ID) || !namesOther(refusal, n)):
+				outcome = "not started: " + refusal
+			case refused:
+				outcome = fmt.Sprintf("not started: daemon %s refused its share for another node (%s)", n.Daemon, refusal)
 			case n.Daemon == res.failed:
 				outcome = "start failed: " + why
 			case res.acked[n.Daemon]:

@@ -364,3 +364,49 @@ func TestPlacementNamesDeadDaemonOfMachine(t *testing.T) {
 		t.Fatalf("start on a dead machine: %v", err)
 	}
 }
+
+// Two daemons refuse their share: the start names both refusals, and each node says
+// whether it was refused itself or with another node of its daemon.
+func TestStartEveryRefusalTold(t *testing.T) {
+	ts := startServer(t, nil)
+	newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a", machine: "robot-a", failSpawn: `node "gone-bare": no-such-program: not found`})
+	newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-b", machine: "robot-b", failSpawn: `node "gone-b": ./gone-b: no such file`})
+	yaml := `nodes:
+  - id: ok-a
+    path: ./ok
+    deploy:
+      machine: robot-a
+  - id: gone-bare
+    path: no-such-program
+    deploy:
+      machine: robot-a
+  - id: gone-b
+    path: ./gone-b
+    deploy:
+      machine: robot-b
+`
+	_, err := ts.cl.Start(context.Background(), proto.APIStartRequest{Name: "m1", Descriptor: yaml})
+	for _, want := range []string{`node "gone-bare": no-such-program: not found (refused by daemon "daemon-a"`, `node "gone-b": ./gone-b: no such file (refused by daemon "daemon-b"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("start refused by two daemons: %v\nwant it to say %s", err, want)
+		}
+	}
+	d, err := ts.cl.Get(context.Background(), "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"gone-bare": `not started: node "gone-bare": no-such-program: not found (refused by daemon "daemon-a"`,
+		"gone-b":    `not started: node "gone-b": ./gone-b: no such file (refused by daemon "daemon-b"`,
+		"ok-a":      `not started: daemon daemon-a refused its share for another node (node "gone-bare"`,
+	}
+	for _, n := range d.Nodes {
+		if !strings.HasPrefix(n.Outcome, want[n.ID]) || n.Status != proto.NodeFailed {
+			t.Errorf("node %s: %s %q\nwant failed %q…", n.ID, n.Status, n.Outcome, want[n.ID])
+		}
+	}
+	err = ts.cl.Logs(context.Background(), "m1", "ok-a", 0, false, io.Discard)
+	if client.StatusOf(err) != http.StatusNotFound || !strings.Contains(err.Error(), `node "ok-a" of dataflow "m1" has no log: it never started (daemon daemon-a refused its share for another node`) {
+		t.Errorf("logs of a node refused with another: %v", err)
+	}
+}
