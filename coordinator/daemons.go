@@ -279,10 +279,10 @@ func (s *Server) registerDaemon(l *link, req proto.RegisterRequest) (*proto.Regi
 // registration arrives with its name.
 const duplicateCheckTimeout = 500 * time.Millisecond
 
-// checkNameFree rejects a registration whose name belongs to a daemon whose current link
-// still answers: two daemons with one name (e.g. the same machine id on cloned images)
-// would otherwise take the link from each other in turn. A current link that does not
-// answer is replaced (the daemon reconnected and its old link is dead).
+// checkNameFree rejects a registration whose name belongs to another daemon process
+// (another boot epoch) whose current link still answers: two daemons with one name (e.g.
+// the same machine id on cloned images) would otherwise take the link from each other in
+// turn. A current link that does not answer, or that the same process opened, is replaced.
 func (s *Server) checkNameFree(req proto.RegisterRequest) error {
 	old := s.session(req.Name)
 	if old == nil {
@@ -292,6 +292,11 @@ func (s *Server) checkNameFree(req proto.RegisterRequest) error {
 	case <-old.conn.Done():
 		return nil
 	default:
+	}
+	if old.info.BootEpoch == req.BootEpoch {
+		// The same process dialled again (its old link looked dead to it, e.g. while this
+		// coordinator was paused): its newest link replaces the old one.
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, duplicateCheckTimeout)
 	defer cancel()

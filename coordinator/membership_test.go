@@ -179,6 +179,15 @@ func TestDuplicateNameRejected(t *testing.T) {
 		t.Errorf("replacing a silent link took %s", el)
 	}
 	fz.thaw()
+
+	// The same process (same boot epoch) dialling again while its old link still
+	// answers, as a daemon does after its coordinator was paused: the new link wins.
+	newFakeDaemon(t, addr, fakeOpts{name: "daemon-robot-c", machine: "robot-c", epoch: first.epoch})
+	select {
+	case <-first.link().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the old link of a daemon that registered again is still open")
+	}
 }
 
 // freezeConns wraps sockets whose reads can be held, as in a stopped process: nothing
