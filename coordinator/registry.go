@@ -47,9 +47,11 @@ func (r *registry) add(d *dataflowRec, gen func(attempt int) string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if d.Name == "" {
+		// A generated name is one no dataflow has had, finished ones included, so that it
+		// names one dataflow for good.
 		for i := 0; ; i++ {
 			name := gen(i)
-			if r.activeByNameLocked(name) == nil {
+			if !r.nameUsedLocked(name) {
 				d.Name = name
 				break
 			}
@@ -62,6 +64,15 @@ func (r *registry) add(d *dataflowRec, gen func(attempt int) string) error {
 	r.byID[d.ID] = d
 	r.dirty(d.ID)
 	return nil
+}
+
+func (r *registry) nameUsedLocked(name string) bool {
+	for _, d := range r.byID {
+		if d.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *registry) activeByNameLocked(name string) *dataflowRec {

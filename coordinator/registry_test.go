@@ -53,3 +53,19 @@ func TestNotFoundSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// A generated name is never one a dataflow had, even a finished one.
+func TestGeneratedNameIsNew(t *testing.T) {
+	r := newRegistry(nil)
+	if err := r.add(&dataflowRec{ID: "0b6e5c1a-1111-4000-8000-000000000001", Name: "gentle-otter", StartErr: "x"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"gentle-otter", "gentle-otter", "fierce-walrus"}
+	d := &dataflowRec{ID: "0b6e9d2f-2222-4000-8000-000000000002"}
+	if err := r.add(d, func(i int) string { return names[i] }); err != nil {
+		t.Fatal(err)
+	}
+	if d.Name != "fierce-walrus" {
+		t.Errorf("generated %q, want the first name no dataflow had", d.Name)
+	}
+}
