@@ -316,6 +316,12 @@ func runUp(ctx context.Context, g *globalOpts, o *upOpts, out io.Writer) error {
 		}
 	}
 	fmt.Fprintf(out, "cluster up: coordinator at %s, %d daemon(s) alive\n", g.coordinatorAddr, alive)
+	// up adds machines, never removes them: say which daemons of an earlier up run on.
+	for _, pf := range livePids(earlier) {
+		if name := pf.name(); name != "coordinator" && !want[name] {
+			fmt.Fprintf(out, "note: %s of an earlier up keeps running (not in --machines; doractl destroy stops everything)\n", name)
+		}
+	}
 	return nil
 }
 

@@ -114,6 +114,11 @@ func TestUpAgainKeepsMachines(t *testing.T) {
 	if !strings.Contains(r.stdout, "starting daemon-c") || !strings.Contains(r.stdout, "3 daemon(s) alive") {
 		t.Errorf("up --machines a,b,c:\n%s", r.stdout)
 	}
+	// Fewer machines: up removes none, and says so.
+	r = e.mustRun(append(append([]string{}, e.upArgs...), "--machines", "a,b")...)
+	if !strings.Contains(r.stdout, "note: daemon-c of an earlier up keeps running (not in --machines") {
+		t.Errorf("up --machines a,b after a,b,c:\n%s", r.stdout)
+	}
 
 	// The coordinator and a daemon crash: up without --profile or --machines brings the
 	// same cluster back, with the same profile.
