@@ -219,11 +219,8 @@ func TestPlacementPrefersOwnMachine(t *testing.T) {
 	}
 }
 
-func TestStartFailureStopsWhatWasSpawned(t *testing.T) {
-	ts := startServer(t, nil)
-	good := newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a", machine: "robot-a"})
-	newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-b", machine: "robot-b", failSpawn: "cannot run ./arm: no such file"})
-	yaml := `nodes:
+// camArm puts cam on robot-a and arm on robot-b.
+const camArm = `nodes:
   - id: cam
     path: ./cam
     deploy:
@@ -233,6 +230,12 @@ func TestStartFailureStopsWhatWasSpawned(t *testing.T) {
     deploy:
       machine: robot-b
 `
+
+func TestStartFailureStopsWhatWasSpawned(t *testing.T) {
+	ts := startServer(t, nil)
+	good := newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a", machine: "robot-a"})
+	newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-b", machine: "robot-b", failSpawn: "cannot run ./arm: no such file"})
+	yaml := camArm
 	_, err := ts.cl.Start(context.Background(), proto.APIStartRequest{Name: "broken", Descriptor: yaml})
 	if client.StatusOf(err) != http.StatusBadGateway || !strings.Contains(err.Error(), `daemon "daemon-b"`) ||
 		!strings.Contains(err.Error(), "cannot run ./arm") {
@@ -272,16 +275,7 @@ func TestStartDaemonDiesDuringSpawn(t *testing.T) {
 	ts := startServer(t, nil)
 	newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-a", machine: "robot-a"})
 	dying := newFakeDaemon(t, ts.srv.DaemonAddr(), fakeOpts{name: "daemon-b", machine: "robot-b", hangSpawn: true})
-	yaml := `nodes:
-  - id: cam
-    path: ./cam
-    deploy:
-      machine: robot-a
-  - id: arm
-    path: ./arm
-    deploy:
-      machine: robot-b
-`
+	yaml := camArm
 	done := make(chan error, 1)
 	go func() {
 		_, err := ts.cl.Start(context.Background(), proto.APIStartRequest{Name: "span", Descriptor: yaml})

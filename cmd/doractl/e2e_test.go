@@ -109,12 +109,7 @@ func TestEndToEndMainJob(t *testing.T) {
 	}
 
 	e.mustRun("destroy")
-	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
-		if ps := append(processes(e.dir), processesOfEnv(e.dir)...); len(ps) > 0 {
-			return fmt.Errorf("processes left after destroy: %v", ps)
-		}
-		return nil
-	})
+	e.waitNothingLeft()
 	if r := e.run("list"); r.code == 0 || !strings.Contains(r.stderr, "cannot reach coordinator") {
 		t.Fatalf("list after destroy: %s", r)
 	}

@@ -469,10 +469,7 @@ const wedgedDataflow = `nodes:
 func TestDestroyWedgedNode(t *testing.T) {
 	skipShort(t)
 	e := newEnv(t)
-	df := e.writeDataflow("wedged.yml", wedgedDataflow)
-	e.up()
-	e.mustRun("start", df, "--name", "wedged", "--detach")
-	e.waitRunning("wedged", 2, 30*time.Second)
+	e.startWedged()
 	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
 		if r := e.run("logs", "wedged", "wedged"); !strings.Contains(r.stdout, "child pid") {
 			return fmt.Errorf("wedged node has not started its child yet")
@@ -481,12 +478,7 @@ func TestDestroyWedgedNode(t *testing.T) {
 	})
 	start := time.Now()
 	r := e.mustRun("destroy", "--grace-duration", "1s")
-	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
-		if ps := append(processes(e.dir), processesOfEnv(e.dir)...); len(ps) > 0 {
-			return fmt.Errorf("processes left after destroy: %v", ps)
-		}
-		return nil
-	})
+	e.waitNothingLeft()
 	t.Logf("destroy with a wedged node: nothing left after %s\n%s", time.Since(start).Round(time.Millisecond), r.stdout)
 }
 
@@ -495,10 +487,7 @@ func TestDestroyWedgedNode(t *testing.T) {
 func TestDestroyFrozenCoordinatorAndLeftNodes(t *testing.T) {
 	skipShort(t)
 	e := newEnv(t)
-	df := e.writeDataflow("wedged.yml", wedgedDataflow)
-	e.up()
-	e.mustRun("start", df, "--name", "wedged", "--detach")
-	e.waitRunning("wedged", 2, 30*time.Second)
+	e.startWedged()
 	var wedged int
 	d := e.dataflow("wedged")
 	for _, n := range d.Nodes {
@@ -527,12 +516,16 @@ func TestDestroyFrozenCoordinatorAndLeftNodes(t *testing.T) {
 		}
 	}
 	t.Logf("destroy:\n%s", r.stdout)
-	testutil.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
-		if ps := append(processes(e.dir), processesOfEnv(e.dir)...); len(ps) > 0 {
-			return fmt.Errorf("processes left after destroy: %v", ps)
-		}
-		return nil
-	})
+	e.waitNothingLeft()
+}
+
+// startWedged brings a cluster up and runs wedgedDataflow on it as "wedged".
+func (e *env) startWedged() {
+	e.t.Helper()
+	df := e.writeDataflow("wedged.yml", wedgedDataflow)
+	e.up()
+	e.mustRun("start", df, "--name", "wedged", "--detach")
+	e.waitRunning("wedged", 2, 30*time.Second)
 }
 
 // SIGTERM to a daemon: its nodes are stopped and reported, it leaves the ring, and the

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/doractl/doractl/internal/procfs"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doractl/doractl/internal/procfs"
+	"github.com/doractl/doractl/internal/testutil"
 	"github.com/doractl/doractl/proto"
 )
 
@@ -228,4 +229,15 @@ func processesOfEnv(dir string) []string {
 		out = append(out, strconv.Itoa(pid))
 	}
 	return out
+}
+
+// waitNothingLeft waits until no process of the env runs (after a destroy).
+func (e *env) waitNothingLeft() {
+	e.t.Helper()
+	testutil.CheckFor(e.t, 10*time.Second, 100*time.Millisecond, func() error {
+		if ps := append(processes(e.dir), processesOfEnv(e.dir)...); len(ps) > 0 {
+			return fmt.Errorf("processes left after destroy: %v", ps)
+		}
+		return nil
+	})
 }
