@@ -71,7 +71,9 @@ func TestRustDataflowRoutesAndStops(t *testing.T) {
 		if !rep.Ended || rep.Status != proto.NodeStopped {
 			return fmt.Errorf("logs ended %v status %q", rep.Ended, rep.Status)
 		}
-		if !strings.Contains(string(rep.Data), "received stop") {
+		// Its last line: the Stop event, or the close of its input when its producer,
+		// stopped at the same time, was quicker (each Stop is sent on its own goroutine).
+		if !strings.Contains(string(rep.Data), "received stop") && !strings.Contains(string(rep.Data), "all inputs closed, exiting") {
 			return fmt.Errorf("sink log has no stop line")
 		}
 		return nil
