@@ -147,25 +147,13 @@ func killOrphans(path string, epoch int64, log hclog.Logger) ([]nodeRecord, erro
 func killUnrecorded(sockPath string, epoch int64, log hclog.Logger) []LeftNode {
 	addr := proto.EnvDaemonAddr + "=unix:" + sockPath
 	mine := proto.EnvDaemonEpoch + "=" + strconv.FormatInt(epoch, 10)
-	envs := map[int][]string{}
-	pids := procfs.Find(func(pid int) bool {
-		env := procfs.Environ(pid)
-		if !slices.Contains(env, addr) || slices.Contains(env, mine) || envValue(env, proto.EnvDaemonEpoch) == "" {
-			return false
-		}
-		envs[pid] = env
-		return true
-	})
 	var killed []LeftNode
-	for _, pid := range pids {
-		n := LeftNode{Dataflow: envValue(envs[pid], proto.EnvDataflowID), Node: envValue(envs[pid], proto.EnvNodeID), PID: pid}
-		cmdline := procfs.Cmdline(pid)
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-			log.Warn("kill unrecorded node process left by a previous daemon", "pid", pid, "error", err)
-			continue
-		}
+	for _, p := range killByEnv(func(env []string) bool {
+		return slices.Contains(env, addr) && !slices.Contains(env, mine) && envValue(env, proto.EnvDaemonEpoch) != ""
+	}, log) {
+		n := LeftNode{Dataflow: envValue(p.env, proto.EnvDataflowID), Node: envValue(p.env, proto.EnvNodeID), PID: p.pid}
 		log.Warn("killed unrecorded node process left running by a previous life of this daemon",
-			"dataflow", n.Dataflow, "node", n.Node, "pid", pid, "cmdline", cmdline)
+			"dataflow", n.Dataflow, "node", n.Node, "pid", p.pid, "cmdline", p.cmdline)
 		killed = append(killed, n)
 	}
 	return killed

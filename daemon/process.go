@@ -100,13 +100,40 @@ func killByToken(token string, log hclog.Logger) []int {
 		return nil
 	}
 	mark := proto.EnvNodeToken + "=" + token
-	var killed []int
-	for _, pid := range procfs.Find(func(pid int) bool { return slices.Contains(procfs.Environ(pid), mark) }) {
+	var pids []int
+	for _, p := range killByEnv(func(env []string) bool { return slices.Contains(env, mark) }, log) {
+		pids = append(pids, p.pid)
+	}
+	return pids
+}
+
+// envProc is a process found by its environment.
+type envProc struct {
+	pid     int
+	env     []string
+	cmdline string
+}
+
+// killByEnv sends SIGKILL to every process (other than this one) whose environment
+// matches, and returns those it killed.
+func killByEnv(match func(env []string) bool, log hclog.Logger) []envProc {
+	envs := map[int][]string{}
+	pids := procfs.Find(func(pid int) bool {
+		env := procfs.Environ(pid)
+		if !match(env) {
+			return false
+		}
+		envs[pid] = env
+		return true
+	})
+	var killed []envProc
+	for _, pid := range pids {
+		p := envProc{pid: pid, env: envs[pid], cmdline: procfs.Cmdline(pid)}
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-			log.Debug("kill a process of an ended node", "pid", pid, "error", err)
+			log.Debug("kill a node process found by its environment", "pid", pid, "error", err)
 			continue
 		}
-		killed = append(killed, pid)
+		killed = append(killed, p)
 	}
 	return killed
 }
