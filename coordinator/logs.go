@@ -44,12 +44,9 @@ func (s *Server) resolveLogs(ref, node string) (logTarget, error) {
 	if !found {
 		return t, newAPIError(http.StatusNotFound, "dataflow %q has no node %q", ref, node)
 	}
-	switch {
-	case strings.HasPrefix(outcome, "not started: "):
-		return t, newAPIError(http.StatusNotFound, "node %q of dataflow %q has no log: it never started (%s)", node, t.dataflowName, strings.TrimPrefix(outcome, "not started: "))
-	case strings.HasPrefix(outcome, "start aborted"):
-		// Its daemon never acknowledged the spawn: it did not start the node.
-		return t, newAPIError(http.StatusNotFound, "node %q of dataflow %q has no log: it never started (%s)", node, t.dataflowName, outcome)
+	// Refused, or its daemon never acknowledged the spawn: the node did not start.
+	if why, ok := strings.CutPrefix(outcome, "not started: "); ok || strings.HasPrefix(outcome, "start aborted") {
+		return t, newAPIError(http.StatusNotFound, "node %q of dataflow %q has no log: it never started (%s)", node, t.dataflowName, why)
 	}
 	return t, nil
 }

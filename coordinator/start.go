@@ -251,13 +251,8 @@ func (s *Server) spawnOne(ctx context.Context, name, daemon string, job *spawnJo
 	if err == nil {
 		return false, nil
 	}
-	if d := w.death(); d != nil {
-		s.daemonDead(*d) // its nodes are lost, not "start aborted"
-		return false, newAPIError(http.StatusServiceUnavailable, "start: %s", d.describe())
-	}
-	where := fmt.Sprintf("daemon %q (machine %s)", daemon, job.sess.info.Machine)
 	var re *proto.RemoteError
-	if !errors.As(err, &re) && ctx.Err() == nil {
+	if w.death() == nil && !errors.As(err, &re) && ctx.Err() == nil {
 		// The link broke: a crashed process is confirmed dead within a moment (its port
 		// refuses). Waiting that moment names the death instead of the bare link error.
 		t := time.NewTimer(linkVerdictWait)
@@ -267,11 +262,12 @@ func (s *Server) spawnOne(ctx context.Context, name, daemon string, job *spawnJo
 		case <-ctx.Done():
 		}
 		t.Stop()
-		if d := w.death(); d != nil {
-			s.daemonDead(*d)
-			return false, newAPIError(http.StatusServiceUnavailable, "start: %s", d.describe())
-		}
 	}
+	if d := w.death(); d != nil {
+		s.daemonDead(*d) // its nodes are lost, not "start aborted"
+		return false, newAPIError(http.StatusServiceUnavailable, "start: %s", d.describe())
+	}
+	where := fmt.Sprintf("daemon %q (machine %s)", daemon, job.sess.info.Machine)
 	switch {
 	case errors.As(err, &re):
 		return true, newAPIError(http.StatusBadGateway, "start: %s (refused by %s)", re.Msg, where)
